@@ -1,0 +1,14 @@
+"""Shared test fixtures: real audio from the Free Spoken Digit Dataset beside the repo."""
+
+from pathlib import Path
+
+import pytest
+
+FSDD_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd"
+
+
+@pytest.fixture(scope="session")
+def fsdd_dir() -> Path:
+    """Folder holding `recordings/{digit}_{speaker}_{index}.wav` (8 kHz mono)."""
+    assert (FSDD_DIR / "recordings").is_dir(), f"FSDD not found at {FSDD_DIR}"
+    return FSDD_DIR
