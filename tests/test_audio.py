@@ -1,0 +1,171 @@
+import io
+import struct
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.audio import (
+    SAMPLE_RATE,
+    AudioDecodeError,
+    AudioError,
+    AudioFileNotFoundError,
+    AudioTooLongError,
+    AudioTooShortError,
+    EmptyAudioError,
+    InvalidSamplesError,
+    SilentAudioError,
+    audio_duration,
+    load_audio,
+)
+
+
+@pytest.fixture
+def pcm(wav_path):
+    """The raw int16 samples of the FSDD file (8 kHz)."""
+    samples, rate = sf.read(wav_path, dtype="int16")
+    assert rate == 8000
+    return samples
+
+
+def test_resamples_8k_to_16k_with_double_length(wav_path, pcm):
+    wave = load_audio(wav_path)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert len(wave) == 2 * len(pcm)
+    assert SAMPLE_RATE == 16000
+
+
+def test_int16_is_scaled_to_unit_range(wav_path, pcm):
+    wave = load_audio(wav_path, sample_rate=8000)
+    np.testing.assert_allclose(wave, pcm / 32768.0, atol=1e-7)
+    assert np.abs(wave).max() <= 1.0
+
+
+def test_stereo_is_averaged_to_mono(tmp_path, wav_path, pcm):
+    left = pcm / 32768.0
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([left, 0.5 * left], axis=1), 8000, subtype="FLOAT")
+    np.testing.assert_allclose(load_audio(path, sample_rate=8000), 0.75 * left, atol=1e-6)
+
+
+def test_bytes_file_object_and_path_agree(wav_path):
+    from_path = load_audio(wav_path)
+    data = wav_path.read_bytes()
+    np.testing.assert_array_equal(load_audio(data), from_path)
+    with open(wav_path, "rb") as f:
+        np.testing.assert_array_equal(load_audio(f), from_path)
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x**2)))
+
+
+def test_flac_decodes_losslessly(wav_path, pcm):
+    buf = io.BytesIO()
+    sf.write(buf, pcm, 8000, format="FLAC")
+    np.testing.assert_array_equal(load_audio(buf.getvalue()), load_audio(wav_path))
+
+
+@pytest.mark.parametrize("fmt", ["OGG", "MP3"])
+def test_lossy_formats_decode(fmt, wav_path, pcm):
+    buf = io.BytesIO()
+    sf.write(buf, pcm, 8000, format=fmt)
+    wave, reference = load_audio(buf.getvalue()), load_audio(wav_path)
+    # Lossy codecs may pad a few ms (MP3 encoder delay); length and loudness must still match.
+    assert abs(len(wave) - len(reference)) < 0.06 * SAMPLE_RATE
+    assert 0.7 < _rms(wave) / _rms(reference) < 1.3
+
+
+def test_audio_duration_reads_header(wav_path, pcm):
+    assert audio_duration(wav_path) == pytest.approx(len(pcm) / 8000)
+    assert audio_duration(wav_path.read_bytes()) == pytest.approx(len(pcm) / 8000)
+
+
+def _sparse_wav(path, seconds, rate=16000):
+    """A valid 16-bit WAV of `seconds` of zeros, stored sparsely (no disk blocks for the data)."""
+    n_bytes = int(seconds * rate) * 2
+    header = (
+        b"RIFF" + struct.pack("<I", 36 + n_bytes) + b"WAVE"
+        + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, 2 * rate, 2, 16)
+        + b"data" + struct.pack("<I", n_bytes)
+    )
+    with open(path, "wb") as f:
+        f.write(header)
+        f.truncate(len(header) + n_bytes)
+
+
+def test_two_hour_file_is_refused_from_its_header(tmp_path):
+    path = tmp_path / "long.wav"
+    _sparse_wav(path, 2 * 3600)
+    start = time.perf_counter()
+    assert audio_duration(path) == pytest.approx(7200)
+    with pytest.raises(AudioTooLongError, match="7200"):
+        load_audio(path, max_seconds=60)
+    # Decoding and resampling 2 h would take many seconds; the header check is instant.
+    assert time.perf_counter() - start < 0.5
+
+
+def _header_with(raw: bytes, offset: int, fmt: str, value: int) -> bytes:
+    data = bytearray(raw)
+    data[offset : offset + struct.calcsize(fmt)] = struct.pack(fmt, value)
+    return bytes(data)
+
+
+def _bad_inputs(raw: bytes, pcm: np.ndarray) -> dict:
+    def float_wav(samples):
+        buf = io.BytesIO()
+        sf.write(buf, samples.astype(np.float32), 8000, format="WAV", subtype="FLOAT")
+        return buf.getvalue()
+
+    nan = (pcm / 32768.0).astype(np.float32)
+    nan[100] = np.nan
+    inf = (pcm / 32768.0).astype(np.float32)
+    inf[5] = np.inf
+    return {
+        "zero_bytes": (b"", EmptyAudioError),
+        "random_bytes": (np.random.default_rng(0).bytes(2000), AudioDecodeError),
+        "text_file": (b"hello, this is not audio\n" * 10, AudioDecodeError),
+        "truncated_header": (raw[:20], AudioDecodeError),
+        "header_only": (raw[:44], EmptyAudioError),
+        "zero_channels": (_header_with(raw, 22, "<H", 0), AudioDecodeError),
+        "zero_hz": (_header_with(raw, 24, "<I", 0), AudioDecodeError),
+        "nan_samples": (float_wav(nan), InvalidSamplesError),
+        "inf_samples": (float_wav(inf), InvalidSamplesError),
+        "all_zero": (float_wav(np.zeros(8000)), SilentAudioError),
+        "too_short": (float_wav(pcm[:400] / 32768.0), AudioTooShortError),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["zero_bytes", "random_bytes", "text_file", "truncated_header", "header_only", "zero_channels",
+     "zero_hz", "nan_samples", "inf_samples", "all_zero", "too_short"],
+)
+def test_bad_input_raises_its_error_class(case, tmp_path, wav_path, pcm):
+    data, error = _bad_inputs(wav_path.read_bytes(), pcm)[case]
+    path = tmp_path / f"{case}.wav"
+    path.write_bytes(data)
+    for src in (path, data):
+        with pytest.raises(error) as info:
+            load_audio(src)
+        assert isinstance(info.value, AudioError) and isinstance(info.value, ValueError)
+    assert str(path) in str(info.value) or "bytes" in str(info.value)
+
+
+def test_truncated_data_decodes_what_is_there(wav_path, pcm):
+    raw = wav_path.read_bytes()
+    wave = load_audio(raw[: 44 + len(pcm)], sample_rate=8000)  # half the 16-bit samples
+    np.testing.assert_allclose(wave, pcm[: len(pcm) // 2] / 32768.0, atol=1e-7)
+
+
+def test_too_long_is_checked_against_max_seconds(wav_path):
+    with pytest.raises(AudioTooLongError, match="split"):
+        load_audio(wav_path, max_seconds=0.1)
+    assert len(load_audio(wav_path, max_seconds=1.0)) > 0
+
+
+def test_missing_file_is_an_audio_error_and_file_not_found(tmp_path):
+    with pytest.raises(AudioFileNotFoundError) as info:
+        load_audio(tmp_path / "nope.wav")
+    assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, AudioError)
