@@ -12,3 +12,9 @@ def fsdd_dir() -> Path:
     """Folder holding `recordings/{digit}_{speaker}_{index}.wav` (8 kHz mono)."""
     assert (FSDD_DIR / "recordings").is_dir(), f"FSDD not found at {FSDD_DIR}"
     return FSDD_DIR
+
+
+@pytest.fixture(scope="session")
+def wav_path(fsdd_dir: Path) -> Path:
+    """One real recording: the digit 3 spoken by speaker theo (8 kHz mono 16-bit, ~0.24 s)."""
+    return fsdd_dir / "recordings" / "3_theo_7.wav"
