@@ -1,0 +1,193 @@
+"""Typed configuration: frozen dataclasses loaded from (and saved to) YAML.
+
+One experiment config (`ExperimentConfig`) holds everything a run needs; it is
+copied into the experiment directory and saved inside every checkpoint and
+exported model, so a model directory always says how it was built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Log-mel filterbank front-end (Kaldi-compatible fbank)."""
+
+    sample_rate: int = 16000
+    num_mel_bins: int = 80
+    frame_length_ms: float = 25.0
+    frame_shift_ms: float = 10.0
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-only augmentation. Never applied at inference."""
+
+    speed_factors: tuple[float, ...] = (0.9, 1.0, 1.1)
+    freq_masks: int = 2
+    freq_mask_width: int = 20  # F: max bins per frequency mask
+    time_masks: int = 2
+    time_mask_ratio: float = 0.05  # max width of one time mask, as a fraction of T
+    noise_prob: float = 0.0  # probability of adding white noise
+    noise_snr_db: tuple[float, float] = (15.0, 40.0)  # SNR range when noise is added
+    gain_db: tuple[float, float] = (0.0, 0.0)  # random gain range
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    kind: str = "word"  # "char" | "word" | "bpe"
+    vocab_size: int = 0  # BPE only: SentencePiece vocabulary size
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    n_mels: int = 80
+    conv_channels: int = 64  # channels of the convolutional subsampling
+    d_model: int = 144
+    n_heads: int = 4
+    d_ff: int = 576
+    encoder_layers: int = 6
+    decoder_layers: int = 3
+    dropout: float = 0.1
+    max_positions: int = 5000
+    ctc: bool = True  # auxiliary CTC head on the encoder
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    label_smoothing: float = 0.1
+    ctc_weight: float = 0.3  # loss = (1 - w) * attention CE + w * CTC (+ guided)
+    guided_weight: float = 1.0  # weight of the guided attention loss; 0 turns it off
+    guided_sigma: float = 0.3  # g in W[n,t] = 1 - exp(-(n/N - t/T)^2 / (2 g^2))
+    guided_layers: Optional[tuple[int, ...]] = None  # decoder layers to guide; None = all
+    guided_heads: Optional[tuple[int, ...]] = None  # heads to guide; None = all
+    guided_decay_steps: int = 0  # > 0: weight * exp(-step / guided_decay_steps)
+
+
+@dataclass(frozen=True)
+class ScheduledSamplingConfig:
+    """Two-pass scheduled sampling for a Transformer decoder (off by default)."""
+
+    max_prob: float = 0.0  # probability of feeding a model prediction; 0 = off
+    start_step: int = 0  # no sampling before this step
+    ramp_steps: int = 1000  # linear ramp from 0 to max_prob over this many steps
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-3  # peak learning rate
+    warmup_steps: int = 1000
+    weight_decay: float = 0.01
+    grad_clip: float = 5.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    train_data: str = ""  # Kaldi data dir or JSONL manifest
+    dev_data: str = ""
+    exp_dir: str = "exp/default"
+    epochs: int = 20
+    max_frames_per_batch: int = 20000  # length-bucketed batches: sum of fbank frames
+    max_steps: int = 0  # > 0: stop after this many steps
+    seed: int = 0
+    num_workers: int = 1
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    amp: bool = True  # mixed precision when on a GPU
+    log_every: int = 20
+    eval_every_steps: int = 0  # 0 = once per epoch
+    checkpoint_every_steps: int = 200  # last.pt for resuming after a kill
+    dev_max_utts: int = 0  # 0 = whole dev set
+    keep_checkpoints: int = 5  # best-by-dev-WER checkpoints kept
+    average_best: int = 3  # average this many best checkpoints into the final model
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    scheduled_sampling: ScheduledSamplingConfig = field(default_factory=ScheduledSamplingConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    """Turn a YAML value into the dataclass field type `tp` (recursively)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _convert(args[0], value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = typing.get_args(tp)[0]
+        return tuple(_convert(item, v, where) for v in value)
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type, data: Optional[dict], where: str = "config") -> Any:
+    """Build dataclass `cls` from a dict, rejecting unknown keys with a clear error."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(names)}")
+    kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict:
+    """Dataclass -> plain dict of YAML-safe values (tuples become lists)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def load_config(path: str | Path, overrides: Optional[dict] = None) -> ExperimentConfig:
+    """Read an ExperimentConfig from YAML; `overrides` maps "section.key" to a value."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        if not key:
+            raise ConfigError(f"override {dotted!r} must look like section.key")
+        data.setdefault(section, {})[key] = value
+    return from_dict(ExperimentConfig, data, str(path))
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,0 +1,72 @@
+"""Training losses: label-smoothed cross-entropy, CTC, and the guided attention loss."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from asr.model.mask import lengths_to_mask
+from asr.tokenizer import BLANK_ID
+
+IGNORE_INDEX = -100  # target value of padded positions in the cross-entropy
+
+
+def attention_ce_loss(logits: Tensor, targets: Tensor, label_smoothing: float) -> Tensor:
+    """Label-smoothed cross-entropy, mean over real (non-padded) target tokens.
+
+    logits: (B, U, V); targets: (B, U) with IGNORE_INDEX on padding.
+    """
+    return F.cross_entropy(
+        logits.transpose(1, 2), targets, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
+    )
+
+
+def ctc_loss(log_probs: Tensor, enc_lens: Tensor, tokens: Tensor, token_lens: Tensor) -> Tensor:
+    """CTC loss summed over each utterance, averaged over the batch.
+
+    log_probs: (B, T', V); tokens: (B, U) padded; token_lens: (B,)
+    """
+    loss = F.ctc_loss(
+        log_probs.transpose(0, 1), tokens, enc_lens, token_lens, blank=BLANK_ID, reduction="sum", zero_infinity=True
+    )
+    return loss / log_probs.size(0)
+
+
+def guided_attention_weights(out_lens: Tensor, in_lens: Tensor, U: int, T: int, sigma: float) -> Tensor:
+    """Penalty W[b, n, t] = 1 - exp(-(n/N_b - t/T_b)^2 / (2 sigma^2)) (Tachibana et al. 2017).
+
+    Zero on the diagonal n/N = t/T, close to 1 far from it; zero outside the valid region.
+    out_lens: (B,) tokens N_b; in_lens: (B,) encoder frames T_b. Returns (B, U, T).
+    """
+    n = torch.arange(U, device=out_lens.device)[None, :, None] / out_lens[:, None, None]  # (B, U, 1)
+    t = torch.arange(T, device=in_lens.device)[None, None, :] / in_lens[:, None, None]  # (B, 1, T)
+    w = 1.0 - torch.exp(-((n - t) ** 2) / (2.0 * sigma**2))
+    valid = lengths_to_mask(out_lens, U)[:, :, None] & lengths_to_mask(in_lens, T)[:, None, :]
+    return w * valid
+
+
+def guided_attention_loss(
+    attentions: Sequence[Tensor],
+    out_lens: Tensor,
+    in_lens: Tensor,
+    sigma: float,
+    layers: Optional[Sequence[int]] = None,
+    heads: Optional[Sequence[int]] = None,
+) -> Tensor:
+    """Expected penalty sum_t A[n, t] * W[n, t], averaged over the valid output positions n
+    of the chosen layers and heads.
+
+    attentions: per decoder layer, cross-attention (B, H, U, T'). Each row A[n, :] is a
+    distribution over encoder frames, so the loss lies in [0, 1): close to 0 for a
+    monotonic diagonal attention, close to 1 for an anti-diagonal one.
+    """
+    chosen = [attentions[i] for i in layers] if layers is not None else list(attentions)
+    if heads is not None:
+        chosen = [a[:, list(heads)] for a in chosen]
+    A = torch.stack(chosen, dim=1)  # (B, L, H, U, T')
+    B, L, H, U, T = A.shape
+    W = guided_attention_weights(out_lens, in_lens, U, T, sigma)  # (B, U, T')
+    return (A * W[:, None, None]).sum() / (out_lens.sum() * L * H)

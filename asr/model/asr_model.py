@@ -1,0 +1,124 @@
+"""The whole model: encoder + attention decoder (+ optional CTC head), and its training losses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from asr.config import LossConfig, ModelConfig
+from asr.losses import IGNORE_INDEX, attention_ce_loss, ctc_loss, guided_attention_loss
+from asr.model.decoder import Decoder
+from asr.model.encoder import Encoder
+from asr.model.mask import lengths_to_mask
+from asr.model.subsampling import Conv2dSubsampling4
+from asr.tokenizer import EOS_ID, PAD_ID, SOS_ID
+
+
+@dataclass
+class LossOutput:
+    loss: Tensor  # the weighted total that is back-propagated
+    attention: Tensor  # label-smoothed CE of the decoder
+    ctc: Tensor  # 0 when the model has no CTC head
+    guided: Tensor  # guided attention loss (unweighted)
+    accuracy: float  # teacher-forced token accuracy
+    cross_attention: Optional[list[Tensor]]  # per layer (B, H, U, T'), for plots
+
+
+def decoder_io(tokens: Tensor, token_lens: Tensor) -> tuple[Tensor, Tensor]:
+    """tokens (B, U) padded -> decoder input [SOS y1..yU] and target [y1..yU EOS], both (B, U+1)."""
+    B = tokens.size(0)
+    sos = torch.full((B, 1), SOS_ID, dtype=tokens.dtype, device=tokens.device)
+    pad = torch.full((B, 1), PAD_ID, dtype=tokens.dtype, device=tokens.device)
+    inputs = torch.cat([sos, tokens], dim=1)
+    targets = torch.cat([tokens, pad], dim=1)
+    targets[torch.arange(B), token_lens] = EOS_ID
+    valid = lengths_to_mask(token_lens + 1, targets.size(1))
+    return inputs, targets.masked_fill(~valid, IGNORE_INDEX)
+
+
+class ASRModel(nn.Module):
+    subsampling_factor = Conv2dSubsampling4.factor
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int):
+        super().__init__()
+        self.cfg = cfg
+        self.vocab_size = vocab_size
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg, vocab_size)
+        self.ctc_head = nn.Linear(cfg.d_model, vocab_size) if cfg.ctc else None
+
+    @property
+    def has_ctc(self) -> bool:
+        return self.ctc_head is not None
+
+    def set_cmvn(self, mean: Tensor, std: Tensor) -> None:
+        self.encoder.cmvn.mean.copy_(mean)
+        self.encoder.cmvn.std.copy_(std)
+
+    def encode(self, feats: Tensor, feat_lens: Tensor) -> tuple[Tensor, Tensor]:
+        # feats: (B, T, F) -> enc: (B, T', D), enc_lens: (B,)
+        return self.encoder(feats, feat_lens)
+
+    def decode(
+        self, enc: Tensor, enc_lens: Tensor, tokens: Tensor, need_attention: bool = False
+    ) -> tuple[Tensor, Optional[list[Tensor]]]:
+        # tokens: (B, U) starting with SOS -> logits (B, U, V), cross-attention per layer (B, H, U, T')
+        return self.decoder(enc, enc_lens, tokens, need_attention)
+
+    def ctc_log_probs(self, enc: Tensor) -> Tensor:
+        if self.ctc_head is None:
+            raise RuntimeError("this model has no CTC head (model.ctc: false)")
+        return self.ctc_head(enc).log_softmax(dim=-1)  # (B, T', V)
+
+    def forward(
+        self,
+        feats: Tensor,  # (B, T, F)
+        feat_lens: Tensor,  # (B,)
+        tokens: Tensor,  # (B, U) padded with PAD_ID, no SOS/EOS
+        token_lens: Tensor,  # (B,)
+        loss_cfg: LossConfig,
+        guided_weight: float,
+        sampling_prob: float = 0.0,
+    ) -> LossOutput:
+        enc, enc_lens = self.encode(feats, feat_lens)
+        inputs, targets = decoder_io(tokens, token_lens)  # (B, U+1) each
+        if sampling_prob > 0:
+            inputs = self._scheduled_sampling_inputs(enc, enc_lens, inputs, targets, sampling_prob)
+        need_attention = guided_weight > 0
+        logits, attn = self.decode(enc, enc_lens, inputs, need_attention=need_attention)
+        att = attention_ce_loss(logits, targets, loss_cfg.label_smoothing)
+        zero = logits.new_zeros(())
+        ctc = ctc_loss(self.ctc_log_probs(enc), enc_lens, tokens, token_lens) if self.has_ctc else zero
+        guided = (
+            guided_attention_loss(
+                attn, token_lens + 1, enc_lens, loss_cfg.guided_sigma, loss_cfg.guided_layers, loss_cfg.guided_heads
+            )
+            if need_attention
+            else zero
+        )
+        w = loss_cfg.ctc_weight if self.has_ctc else 0.0
+        loss = (1 - w) * att + w * ctc + guided_weight * guided
+        valid = targets != IGNORE_INDEX
+        accuracy = ((logits.argmax(-1) == targets) & valid).sum().item() / max(valid.sum().item(), 1)
+        return LossOutput(loss, att.detach(), ctc.detach(), guided.detach(), accuracy, attn)
+
+    @torch.no_grad()
+    def _scheduled_sampling_inputs(
+        self, enc: Tensor, enc_lens: Tensor, inputs: Tensor, targets: Tensor, prob: float
+    ) -> Tensor:
+        """Two-pass scheduled sampling (Duckworth et al. 2019 for Transformers).
+
+        Pass 1 decodes with teacher forcing; each input token after SOS is then replaced,
+        with probability `prob`, by the model's own prediction at the previous position.
+        Pass 2 (the caller's) trains on these mixed inputs.
+        """
+        logits, _ = self.decode(enc, enc_lens, inputs)  # (B, U+1, V)
+        predicted = logits.argmax(-1)[:, :-1]  # prediction for input position u+1
+        replace = torch.rand(predicted.shape, device=inputs.device) < prob
+        replace &= targets[:, 1:] != IGNORE_INDEX  # input position u+1 is a real token
+        mixed = inputs.clone()
+        mixed[:, 1:] = torch.where(replace, predicted, inputs[:, 1:])
+        return mixed

@@ -1,0 +1,49 @@
+"""A model directory: config.yaml + model.safetensors + tokenizer files.
+
+This is what training exports, what the repo ships in asr/pretrained/, and what the
+CLI and the server load. Weights are safetensors: loading never unpickles objects.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from asr.config import ConfigError, ExperimentConfig, load_config, save_config
+from asr.model.asr_model import ASRModel
+from asr.tokenizer import Tokenizer
+
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained" / "digits"
+
+
+def save_model_dir(path: str | Path, model: ASRModel, tokenizer: Tokenizer, cfg: ExperimentConfig) -> Path:
+    """Write the model directory atomically: into a temporary sibling, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    save_config(cfg, tmp / "config.yaml")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp / "model.safetensors"))
+    tokenizer.save(tmp)
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
+
+
+def load_model_dir(path: str | Path | None = None, device: str = "cpu") -> tuple[ASRModel, Tokenizer, ExperimentConfig]:
+    """Load (model in eval mode, tokenizer, config) from a model directory; None = the shipped model."""
+    path = Path(path) if path is not None else PRETRAINED_DIR
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        raise ConfigError(f"{path} is not a model directory (no model.safetensors)")
+    cfg = load_config(path / "config.yaml")
+    tokenizer = Tokenizer.load(path)
+    model = ASRModel(cfg.model, tokenizer.vocab_size)
+    model.load_state_dict(load_file(str(weights), device="cpu"))
+    return model.to(device).eval(), tokenizer, cfg

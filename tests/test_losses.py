@@ -1,0 +1,69 @@
+"""Guided attention loss math on known alignments."""
+
+import math
+
+import torch
+
+from asr.losses import attention_ce_loss, guided_attention_loss, guided_attention_weights, IGNORE_INDEX
+
+
+def diagonal(U, T):
+    a = torch.zeros(U, T)
+    for n in range(U):
+        a[n, round(n * T / U)] = 1.0
+    return a
+
+
+def test_weights_formula_and_padding():
+    W = guided_attention_weights(torch.tensor([4]), torch.tensor([8]), U=5, T=10, sigma=0.3)
+    assert W.shape == (1, 5, 10)
+    n, t = 1, 6
+    expected = 1 - math.exp(-((n / 4 - t / 8) ** 2) / (2 * 0.3**2))
+    assert abs(W[0, n, t].item() - expected) < 1e-6
+    assert W[0, 2, 4] == 0  # exactly on the diagonal n/N == t/T
+    assert W[0, 4].abs().sum() == 0 and W[0, :, 8:].abs().sum() == 0  # padded rows / columns
+
+
+def test_diagonal_attention_costs_less_than_anti_diagonal():
+    U, T = 6, 30
+    diag = diagonal(U, T)
+    anti = diag.flip(0)
+    lens_u, lens_t = torch.tensor([U]), torch.tensor([T])
+    attn = lambda a: [a[None, None]]  # one layer, one head: (1, 1, U, T)
+    low = guided_attention_loss(attn(diag), lens_u, lens_t, sigma=0.2)
+    high = guided_attention_loss(attn(anti), lens_u, lens_t, sigma=0.2)
+    assert low < 0.05 and high > 0.6
+    uniform = torch.full((U, T), 1 / T)
+    mid = guided_attention_loss(attn(uniform), lens_u, lens_t, sigma=0.2)
+    assert low < mid < high
+
+
+def test_layer_and_head_selection():
+    U, T = 4, 20
+    good = diagonal(U, T)[None, None]  # (1, 1, U, T)
+    bad = good.flip(2)
+    layer0 = torch.cat([good, bad], dim=1)  # heads: good, bad
+    layer1 = torch.cat([bad, bad], dim=1)
+    lens = torch.tensor([U]), torch.tensor([T])
+    only_good = guided_attention_loss([layer0, layer1], *lens, sigma=0.3, layers=[0], heads=[0])
+    everything = guided_attention_loss([layer0, layer1], *lens, sigma=0.3)
+    assert only_good < 0.05 < everything
+
+
+def test_padded_positions_do_not_count():
+    U, T = 3, 12
+    a = torch.zeros(2, 1, 5, 16)
+    a[0, 0, :U, :T] = diagonal(U, T)
+    a[1, 0, :U, :T] = diagonal(U, T)
+    a[:, :, U:, :] = 1.0 / 16  # garbage on padded token rows
+    loss = guided_attention_loss([a], torch.tensor([U, U]), torch.tensor([T, T]), sigma=0.3)
+    single = guided_attention_loss([a[:1, :, :U, :T]], torch.tensor([U]), torch.tensor([T]), sigma=0.3)
+    assert torch.allclose(loss, single)
+
+
+def test_cross_entropy_ignores_padding_and_smooths():
+    logits = torch.tensor([[[4.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
+    targets = torch.tensor([[0, IGNORE_INDEX]])
+    sharp = attention_ce_loss(logits, targets, 0.0)
+    assert torch.allclose(sharp, -logits[0, 0].log_softmax(-1)[0])
+    assert attention_ce_loss(logits, targets, 0.1) > sharp
