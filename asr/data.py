@@ -1,0 +1,332 @@
+"""Manifests (Kaldi data dirs, JSONL), the training Dataset, length-bucketed batches, collate.
+
+A manifest lists utterances: an id, an audio path, optionally the transcript and
+the duration. Relative audio paths are resolved against the manifest's folder
+(the Kaldi data dir itself, or the folder holding the JSONL file).
+
+Kaldi data dir: `wav.scp` ("utt-id path" per line), optional `text` ("utt-id words...")
+and `utt2dur` ("utt-id seconds"). JSONL: one {"id", "audio", "text"?, "duration"?}
+object per line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from asr.audio import audio_duration, load_audio
+from asr.config import AugmentConfig, FeatureConfig
+from asr.features import augment_wave, fbank, num_frames, spec_augment
+from asr.tokenizer import PAD_ID, Tokenizer, normalize_text
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read: malformed line, missing file, duplicate id."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    id: str
+    audio: str  # absolute path, or as written if it was absolute already
+    text: Optional[str] = None
+    duration: Optional[float] = None  # seconds; None = read from the audio header when needed
+
+
+# ---------------------------------------------------------------- manifests
+
+
+def _resolve_audio(audio: str, base: Path, where: str) -> str:
+    path = Path(audio)
+    if not path.is_absolute():
+        path = base / path
+    if not path.is_file():
+        raise ManifestError(f"{where}: audio file not found: {path}")
+    return str(path)
+
+
+def _read_kaldi_table(path: Path, min_fields: int = 2) -> dict[str, tuple[int, str]]:
+    """'key rest-of-line' lines -> {key: (line number, rest)}; rest may be '' when min_fields is 1."""
+    table: dict[str, tuple[int, str]] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split(maxsplit=1)
+        if len(fields) < min_fields:
+            raise ManifestError(f"{path}:{lineno}: expected 'utt-id value', got {line!r}")
+        key = fields[0]
+        if key in table:
+            raise ManifestError(f"{path}:{lineno}: duplicate utterance id {key!r}")
+        table[key] = (lineno, fields[1].strip() if len(fields) > 1 else "")
+    return table
+
+
+def _check_known(table: dict[str, tuple[int, str]], ids: dict, path: Path) -> None:
+    for key, (lineno, _) in table.items():
+        if key not in ids:
+            raise ManifestError(f"{path}:{lineno}: utterance {key!r} is not in wav.scp")
+
+
+def _parse_duration(value: object, where: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ManifestError(f"{where}: duration must be a number of seconds, got {value!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ManifestError(f"{where}: duration must be >= 0 seconds, got {value!r}")
+    return seconds
+
+
+def _load_kaldi_dir(data_dir: Path) -> list[Utterance]:
+    wav_scp = data_dir / "wav.scp"
+    if not wav_scp.is_file():
+        raise ManifestError(f"{data_dir}: not a Kaldi data dir (no wav.scp)")
+    wavs = _read_kaldi_table(wav_scp)
+    texts = _read_kaldi_table(data_dir / "text", 1) if (data_dir / "text").is_file() else {}
+    durs = _read_kaldi_table(data_dir / "utt2dur") if (data_dir / "utt2dur").is_file() else {}
+    _check_known(texts, wavs, data_dir / "text")
+    _check_known(durs, wavs, data_dir / "utt2dur")
+    utts = []
+    for utt_id, (lineno, audio) in wavs.items():
+        where = f"{wav_scp}:{lineno}"
+        if audio.endswith("|"):
+            raise ManifestError(f"{where}: piped commands are not supported; convert the audio to files")
+        duration = None
+        if utt_id in durs:
+            dur_line, value = durs[utt_id]
+            duration = _parse_duration(value, f"{data_dir / 'utt2dur'}:{dur_line}")
+        text = texts[utt_id][1] if utt_id in texts else None
+        utts.append(Utterance(utt_id, _resolve_audio(audio, data_dir, where), text, duration))
+    return utts
+
+
+def _load_jsonl(path: Path) -> list[Utterance]:
+    utts, seen = [], set()
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"{where}: invalid JSON ({e.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not isinstance(obj.get("audio"), str):
+            raise ManifestError(f'{where}: expected an object with string "id" and "audio", got {line.strip()!r}')
+        if obj["id"] in seen:
+            raise ManifestError(f"{where}: duplicate utterance id {obj['id']!r}")
+        seen.add(obj["id"])
+        text = obj.get("text")
+        if text is not None and not isinstance(text, str):
+            raise ManifestError(f'{where}: "text" must be a string, got {text!r}')
+        duration = obj.get("duration")
+        duration = None if duration is None else _parse_duration(duration, where)
+        utts.append(Utterance(obj["id"], _resolve_audio(obj["audio"], path.parent, where), text, duration))
+    return utts
+
+
+def load_manifest(path: str | Path) -> list[Utterance]:
+    """Kaldi data dir or JSONL file -> utterances in file order. Raises ManifestError."""
+    path = Path(path)
+    if path.is_dir():
+        utts = _load_kaldi_dir(path)
+    elif path.is_file():
+        utts = _load_jsonl(path)
+    else:
+        raise ManifestError(f"manifest not found: {path} (expected a Kaldi data dir or a .jsonl file)")
+    if not utts:
+        raise ManifestError(f"{path}: manifest lists no utterances")
+    return utts
+
+
+# ---------------------------------------------------------------- dataset
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    feats: Tensor  # (T, n_mels)
+    tokens: Tensor  # (U,) int64, no sos/eos
+    text: str  # normalised transcript ("" when unknown)
+
+
+def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """A generator seeded from (seed, epoch, index): an item's augmentation is reproducible."""
+    state = np.random.SeedSequence([seed, epoch, index]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+class ASRDataset(Dataset):
+    """Utterances -> Examples. Augmentation (wave, then SpecAugment) only when `augment` is given."""
+
+    def __init__(
+        self,
+        utts: Sequence[Utterance],
+        tokenizer: Tokenizer,
+        feat_cfg: FeatureConfig,
+        augment: Optional[AugmentConfig] = None,
+        seed: int = 0,
+    ):
+        self.utts = list(utts)
+        self.tokenizer = tokenizer
+        self.feat_cfg = feat_cfg
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def frame_lengths(self) -> list[int]:
+        """Feature frames per utterance (for batching), from manifest durations or audio headers.
+
+        With speed perturbation the longest possible length (slowest factor) is used,
+        so a batch never exceeds its frame budget.
+        """
+        stretch = 1.0 / min(self.augment.speed_factors) if self.augment else 1.0
+        rate = self.feat_cfg.sample_rate
+        lengths = []
+        for utt in self.utts:
+            seconds = utt.duration if utt.duration is not None else audio_duration(utt.audio)
+            lengths.append(num_frames(math.ceil(seconds * stretch * rate), self.feat_cfg))
+        return lengths
+
+    def __getitem__(self, index: int) -> Example:
+        utt = self.utts[index]
+        wave = torch.from_numpy(load_audio(utt.audio, self.feat_cfg.sample_rate))  # (N,)
+        if self.augment is not None:
+            generator = item_generator(self.seed, self.epoch, index)
+            wave = augment_wave(wave, self.augment, self.feat_cfg.sample_rate, generator)
+        feats = fbank(wave, self.feat_cfg)  # (T, n_mels)
+        if self.augment is not None:
+            feats = spec_augment(feats, self.augment, generator)
+        text = normalize_text(utt.text or "")
+        tokens = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)  # (U,)
+        return Example(utt.id, feats, tokens, text)
+
+
+# ---------------------------------------------------------------- batching
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar-length items, each within a budget of padded frames.
+
+    Items are sorted by length into buckets of lengths within a factor
+    (1 + bucket_ratio) of each other; with shuffle, the order inside a bucket and
+    the order of batches change every epoch (`set_epoch`). A batch's cost is its
+    padded size B * max(T) <= max_frames_per_batch; an item longer than the budget
+    alone gets a batch of its own. Every index appears exactly once per epoch.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        max_frames_per_batch: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        bucket_ratio: float = 0.1,
+    ):
+        if max_frames_per_batch <= 0:
+            raise ValueError(f"max_frames_per_batch must be > 0, got {max_frames_per_batch}")
+        self.lengths = [max(1, int(n)) for n in lengths]
+        self.max_frames = max_frames_per_batch
+        self.shuffle = shuffle
+        self.seed = seed
+        self.bucket_ratio = bucket_ratio
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        n = len(self.lengths)
+        tie_break = torch.randperm(n, generator=generator).tolist() if self.shuffle else range(n)
+        log_base = math.log1p(self.bucket_ratio)
+        order = sorted(range(n), key=lambda i: (int(math.log(self.lengths[i]) / log_base), tie_break[i]))
+        batches: list[list[int]] = []
+        batch: list[int] = []
+        longest = 0
+        for i in order:
+            longest_with_i = max(longest, self.lengths[i])
+            if batch and (len(batch) + 1) * longest_with_i > self.max_frames:
+                batches.append(batch)
+                batch, longest_with_i = [], self.lengths[i]
+            batch.append(i)
+            longest = longest_with_i
+        if batch:
+            batches.append(batch)
+        if self.shuffle:
+            batches = [batches[j] for j in torch.randperm(len(batches), generator=generator).tolist()]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
+@dataclass(frozen=True)
+class Batch:
+    ids: list[str]
+    feats: Tensor  # (B, T, n_mels), zero padded
+    feat_lens: Tensor  # (B,) int64
+    tokens: Tensor  # (B, U) int64, padded with PAD_ID; no sos/eos
+    token_lens: Tensor  # (B,) int64
+    texts: list[str]  # normalised transcripts, for scoring
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return replace(
+            self,
+            feats=self.feats.to(device),
+            feat_lens=self.feat_lens.to(device),
+            tokens=self.tokens.to(device),
+            token_lens=self.token_lens.to(device),
+        )
+
+
+def _pad(seqs: list[Tensor], value: float) -> tuple[Tensor, Tensor]:
+    """[(L_i, ...)] -> (padded (B, max L, ...), lengths (B,))."""
+    lens = torch.tensor([s.shape[0] for s in seqs], dtype=torch.long)
+    padded = seqs[0].new_full((len(seqs), int(lens.max()), *seqs[0].shape[1:]), value)
+    for b, s in enumerate(seqs):
+        padded[b, : s.shape[0]] = s
+    return padded, lens
+
+
+def collate(items: list[Example]) -> Batch:
+    feats, feat_lens = _pad([x.feats for x in items], 0.0)
+    tokens, token_lens = _pad([x.tokens for x in items], PAD_ID)
+    return Batch([x.id for x in items], feats, feat_lens, tokens, token_lens, [x.text for x in items])
+
+
+def make_loader(
+    utts: Sequence[Utterance],
+    tokenizer: Tokenizer,
+    feat_cfg: FeatureConfig,
+    augment: Optional[AugmentConfig] = None,
+    max_frames: int = 20000,
+    shuffle: bool = False,
+    seed: int = 0,
+    num_workers: int = 0,
+) -> DataLoader:
+    """Dataset + BucketBatchSampler + collate. Call `set_epoch(loader, epoch)` before each epoch."""
+    dataset = ASRDataset(utts, tokenizer, feat_cfg, augment, seed)
+    sampler = BucketBatchSampler(dataset.frame_lengths(), max_frames, shuffle, seed)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """New batch order and new augmentation draws for `epoch` (before iterating the loader)."""
+    loader.batch_sampler.set_epoch(epoch)
+    loader.dataset.set_epoch(epoch)
