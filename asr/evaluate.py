@@ -348,7 +348,7 @@ def format_summary(report: WerReport) -> str:
             f"{report.insertions} ins, {report.deletions} del, {report.substitutions} sub ]",
             f"%CER {100 * report.cer:.2f} [ {report.char_errors} / {report.num_ref_chars} ]",
             f"%SER {100 * report.ser:.2f} [ {report.sentence_errors} / {report.num_utterances} ]",
-            f"Scored {report.num_utterances} utterances, {report.num_ref_words} reference words",
+            f"Utterances: {report.num_utterances}, reference words: {report.num_ref_words}",
         ]
     )
 
@@ -383,7 +383,7 @@ def format_report(report: WerReport, worst: int) -> str:
     blocks = [format_summary(report)]
     worst_utts = report.worst(worst)
     if worst_utts:
-        blocks.append(f"Worst {len(worst_utts)} utterances by word errors:")
+        blocks.append(f"Utterances with the most word errors ({len(worst_utts)} shown):")
         blocks += [format_alignment(utt) for utt in worst_utts]
     return "\n\n".join(blocks)
 
