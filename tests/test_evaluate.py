@@ -210,7 +210,7 @@ def test_cli_text_report(transcript_files, capsys):
         "%WER 27.27 [ 3 / 11, 1 ins, 1 del, 1 sub ]\n"
         "%CER 21.74 [ 10 / 46 ]\n"
         "%SER 66.67 [ 2 / 3 ]\n"
-        "Scored 3 utterances, 11 reference words\n"
+        "Utterances: 3, reference words: 11\n"
     )
     assert out.index("id: (u1)") < out.index("id: (u2)")
     assert "id: (u3)" not in out
@@ -269,3 +269,14 @@ def test_cli_allow_missing(transcript_files, capsys):
     hyp.write_text('{"id": "u3", "text": "hello world"}\n', encoding="utf-8")
     assert wer_main([str(ref), str(hyp), "--allow-missing"]) == 0
     assert capsys.readouterr().out.startswith("%WER 81.82 [ 9 / 11, 0 ins, 9 del, 0 sub ]")
+
+
+def test_asr_cli_wer_subprocess(transcript_files, tmp_path):
+    ref, hyp = transcript_files
+    command = [sys.executable, "-m", "asr.cli", "wer"]
+    done = subprocess.run([*command, str(ref), str(hyp), "--json"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["summary"]["errors"] == 3
+    done = subprocess.run([*command, str(ref), str(tmp_path / "nope")], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "no such file" in done.stderr and "Traceback" not in done.stderr
