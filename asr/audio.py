@@ -90,23 +90,18 @@ def _as_sndfile_input(src: AudioSource, name: str) -> Union[str, BinaryIO]:
     return src
 
 
-def _open(src: AudioSource) -> sf.SoundFile:
-    name = _describe(src)
+def _open(src: AudioSource, name: str) -> sf.SoundFile:
     try:
-        f = sf.SoundFile(_as_sndfile_input(src, name))
+        # libsndfile also refuses headers with 0 channels or a 0 Hz sample rate.
+        return sf.SoundFile(_as_sndfile_input(src, name))
     except sf.SoundFileError as e:
-        raise AudioDecodeError(
-            f"{name}: cannot decode audio ({e}); send WAV, FLAC, OGG or MP3"
-        ) from None
-    if f.samplerate <= 0 or f.channels <= 0:
-        f.close()
-        raise AudioDecodeError(f"{name}: invalid header ({f.channels} channels, {f.samplerate} Hz)")
-    return f
+        reason = getattr(e, "error_string", str(e))  # libsndfile's own words, without the object repr
+        raise AudioDecodeError(f"{name}: cannot decode audio ({reason}); send WAV, FLAC, OGG or MP3") from None
 
 
 def audio_duration(src: AudioSource) -> float:
     """Duration in seconds from the header only (the samples are not read)."""
-    with _open(src) as f:
+    with _open(src, _describe(src)) as f:
         return f.frames / f.samplerate
 
 
@@ -134,7 +129,7 @@ def load_audio(
     decoded, so a multi-hour upload is refused without reading it.
     """
     name = _describe(src)
-    with _open(src) as f:
+    with _open(src, name) as f:
         _check_duration(f.frames / f.samplerate, name, 0.0, max_seconds)
         orig_rate = f.samplerate
         wave = f.read(dtype="float32", always_2d=True)  # (N, C)
