@@ -96,7 +96,8 @@ class OptimConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     train_data: str = ""  # Kaldi data dir or JSONL manifest
-    dev_data: str = ""
+    dev_data: str = ""  # chooses the checkpoints (by WER)
+    report_data: str = ""  # optional: WER logged at every evaluation, never used to choose
     exp_dir: str = "exp/default"
     epochs: int = 20
     max_frames_per_batch: int = 20000  # length-bucketed batches: sum of fbank frames
@@ -114,6 +115,15 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class InferenceConfig:
+    """How the Transcriber cuts long recordings: pieces close to the training lengths decode best."""
+
+    max_segment_seconds: float = 20.0
+    min_segment_seconds: float = 10.0
+    max_batch_seconds: float = 160.0  # padded audio per decoding batch
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -123,6 +133,7 @@ class ExperimentConfig:
     scheduled_sampling: ScheduledSamplingConfig = field(default_factory=ScheduledSamplingConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

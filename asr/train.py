@@ -1,0 +1,325 @@
+"""The training loop: teacher forcing (+ optional scheduled sampling), guided attention,
+AdamW with warmup, length-bucketed batches, per-step CSV log, attention plots, atomic and
+exactly resumable checkpoints, checkpoint selection by dev WER and checkpoint averaging.
+
+Layout of an experiment directory (cfg.train.exp_dir):
+    config.yaml          the config of the run
+    tokenizer/           the tokenizer trained on the training transcripts
+    train_log.csv        one row per logged step; eval rows carry dev WER
+    plots/               cross-attention of a fixed dev utterance at every evaluation
+    checkpoints/         last.pt (for resuming) and step-N.pt (best by dev WER)
+    model/               the exported model directory (average of the best checkpoints)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from asr.config import ExperimentConfig, save_config
+from asr.data import ASRDataset, Batch, BucketBatchSampler, collate, load_manifest
+from asr.decoding import DecodeOptions, decode
+from asr.evaluate import Normalizer, score
+from asr.features import compute_cmvn, fbank
+from asr.audio import load_audio
+from asr.model import ASRModel, save_model_dir
+from asr.plots import plot_attention
+from asr.tokenizer import SOS_ID, Tokenizer
+
+CMVN_MAX_UTTS = 2000  # utterances read to estimate the global mean/std
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of `epoch` already trained on (for mid-epoch resume)
+    best: list = field(default_factory=list)  # [[dev_wer, step], ...] kept checkpoints, best first
+    seconds: float = 0.0  # training wall time so far
+    last_eval_step: int = -1
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def noam_lambda(warmup: int):
+    """LR multiplier: linear warmup to 1 at `warmup` steps, then inverse square-root decay."""
+    return lambda step: min((step + 1) / warmup, math.sqrt(warmup / (step + 1)))
+
+
+def guided_weight_at(cfg: ExperimentConfig, step: int) -> float:
+    decay = cfg.loss.guided_decay_steps
+    return cfg.loss.guided_weight * (math.exp(-step / decay) if decay > 0 else 1.0)
+
+
+def sampling_prob_at(cfg: ExperimentConfig, step: int) -> float:
+    ss = cfg.scheduled_sampling
+    if ss.max_prob <= 0 or step < ss.start_step:
+        return 0.0
+    return ss.max_prob * min(1.0, (step - ss.start_step) / max(ss.ramp_steps, 1))
+
+
+def save_checkpoint(path: Path, model, optimizer, scheduler, state: TrainState) -> None:
+    """torch.save to a temporary file, then an atomic rename: a kill never leaves half a checkpoint."""
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "state": json.dumps(asdict(state)),
+        "rng_torch": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "rng_python": json.dumps(random.getstate()),
+        "rng_numpy": json.dumps([x.tolist() if isinstance(x, np.ndarray) else x for x in np.random.get_state()]),
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, model, optimizer=None, scheduler=None) -> TrainState:
+    """Restore everything save_checkpoint wrote. weights_only=True: nothing is unpickled."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(ckpt["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng_torch"])
+        if ckpt["rng_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
+        version, internal, gauss = json.loads(ckpt["rng_python"])
+        random.setstate((version, tuple(internal), gauss))
+        name, keys, pos, has_gauss, cached = json.loads(ckpt["rng_numpy"])
+        np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    return TrainState(**json.loads(ckpt["state"]))
+
+
+def average_checkpoints(paths: list[Path]) -> dict:
+    """Element-wise mean of the model weights in `paths` (integer buffers taken from the first)."""
+    avg = None
+    for p in paths:
+        state = torch.load(p, map_location="cpu", weights_only=True)["model"]
+        if avg is None:
+            avg = {k: v.clone().double() if v.is_floating_point() else v.clone() for k, v in state.items()}
+        else:
+            for k, v in state.items():
+                if v.is_floating_point():
+                    avg[k] += v.double()
+    return {k: (v / len(paths)).float() if v.is_floating_point() else v for k, v in avg.items()}
+
+
+def build_tokenizer(cfg: ExperimentConfig, texts: list[str], path: Path) -> Tokenizer:
+    if (path / "tokenizer.json").exists():
+        return Tokenizer.load(path)
+    return Tokenizer.train(cfg.tokenizer.kind, texts, out_dir=path, vocab_size=cfg.tokenizer.vocab_size)
+
+
+def estimate_cmvn(utts, cfg: ExperimentConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = random.Random(cfg.train.seed)
+    sample = rng.sample(utts, min(len(utts), CMVN_MAX_UTTS))
+    feats = (fbank(torch.from_numpy(load_audio(u.audio)), cfg.features) for u in sample)
+    return compute_cmvn(feats)
+
+
+class Trainer:
+    def __init__(self, cfg: ExperimentConfig):
+        self.cfg = cfg
+        self.exp = Path(cfg.train.exp_dir)
+        (self.exp / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (self.exp / "plots").mkdir(exist_ok=True)
+        save_config(cfg, self.exp / "config.yaml")
+        self.device = pick_device(cfg.train.device)
+        torch.manual_seed(cfg.train.seed)
+        random.seed(cfg.train.seed)
+        np.random.seed(cfg.train.seed)
+
+        self.train_utts = load_manifest(cfg.train.train_data)
+        self.dev_utts = load_manifest(cfg.train.dev_data)
+        if cfg.train.dev_max_utts:
+            self.dev_utts = self.dev_utts[: cfg.train.dev_max_utts]
+        self.tokenizer = build_tokenizer(cfg, [u.text for u in self.train_utts], self.exp / "tokenizer")
+
+        self.model = ASRModel(cfg.model, self.tokenizer.vocab_size).to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.optim.lr, betas=(0.9, 0.98), weight_decay=cfg.optim.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, noam_lambda(cfg.optim.warmup_steps))
+        self.amp = cfg.train.amp and self.device.type == "cuda"
+        self.state = TrainState()
+        last = self.exp / "checkpoints" / "last.pt"
+        if last.exists():
+            self.state = load_checkpoint(last, self.model, self.optimizer, self.scheduler)
+            print(f"resumed from {last} at step {self.state.step} (epoch {self.state.epoch})")
+        else:
+            mean, std = estimate_cmvn(self.train_utts, cfg)
+            self.model.set_cmvn(mean.to(self.device), std.to(self.device))
+
+        self.train_set = ASRDataset(self.train_utts, self.tokenizer, cfg.features, cfg.augment, seed=cfg.train.seed)
+        self.dev_set = ASRDataset(self.dev_utts, self.tokenizer, cfg.features, None, seed=cfg.train.seed)
+        self.report_set = (
+            ASRDataset(load_manifest(cfg.train.report_data), self.tokenizer, cfg.features, None)
+            if cfg.train.report_data
+            else None
+        )
+        self.log_path = self.exp / "train_log.csv"
+
+    # ------------------------------------------------------------------ training
+    def run(self) -> Path:
+        cfg = self.cfg.train
+        sampler = BucketBatchSampler(self.train_set.frame_lengths(), cfg.max_frames_per_batch, shuffle=True, seed=cfg.seed)
+        start = time.time() - self.state.seconds
+        while self.state.epoch < cfg.epochs and not self._done():
+            sampler.set_epoch(self.state.epoch)
+            self.train_set.set_epoch(self.state.epoch)
+            batches = list(sampler)[self.state.batch_in_epoch :]
+            loader = DataLoader(
+                self.train_set, batch_sampler=batches, collate_fn=collate, num_workers=cfg.num_workers,
+                persistent_workers=False,
+            )
+            bar = tqdm(loader, desc=f"epoch {self.state.epoch}", leave=False, dynamic_ncols=True)
+            for batch in bar:
+                row = self._train_step(batch.to(self.device))
+                self.state.batch_in_epoch += 1
+                self.state.seconds = time.time() - start
+                if self.state.step % cfg.log_every == 0:
+                    self._log(row)
+                    bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.3f}")
+                if cfg.eval_every_steps and self.state.step % cfg.eval_every_steps == 0:
+                    self._evaluate()
+                elif self.state.step % cfg.checkpoint_every_steps == 0:
+                    save_checkpoint(self.exp / "checkpoints" / "last.pt", self.model, self.optimizer, self.scheduler, self.state)
+                if self._done():
+                    break
+            else:
+                self.state.epoch += 1
+                self.state.batch_in_epoch = 0
+                if not cfg.eval_every_steps:
+                    self._evaluate()
+        if self.state.last_eval_step != self.state.step:
+            self._evaluate()
+        return self.export()
+
+    def _done(self) -> bool:
+        return bool(self.cfg.train.max_steps) and self.state.step >= self.cfg.train.max_steps
+
+    def _train_step(self, batch: Batch) -> dict:
+        self.model.train()
+        step = self.state.step
+        gw = guided_weight_at(self.cfg, step)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = self.model(
+                batch.feats, batch.feat_lens, batch.tokens, batch.token_lens, self.cfg.loss, gw,
+                sampling_prob_at(self.cfg, step),
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.state.step += 1
+        return {
+            "loss": out.loss.item(), "attention": out.attention.item(), "ctc": out.ctc.item(),
+            "guided": out.guided.item(), "guided_weight": gw, "accuracy": out.accuracy,
+            "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0],
+            "audio_seconds": batch.feat_lens.sum().item() * self.cfg.features.frame_shift_ms / 1000,
+        }
+
+    # ---------------------------------------------------------------- evaluation
+    def dev_wer(self, model: Optional[ASRModel] = None, dataset: Optional[ASRDataset] = None) -> float:
+        """Greedy-decode the dev set (or `dataset`) and score it: the dev WER chooses checkpoints."""
+        model, dataset = model or self.model, dataset or self.dev_set
+        refs, hyps = transcribe_dataset(model, self.tokenizer, dataset, self.device, DecodeOptions(method="greedy"))
+        return score(refs, hyps, Normalizer()).wer
+
+    def _evaluate(self) -> None:
+        wer = self.dev_wer()
+        report = {"report_wer": self.dev_wer(dataset=self.report_set)} if self.report_set else {}
+        self._plot_attention()
+        step = self.state.step
+        ckpt_dir = self.exp / "checkpoints"
+        self.state.best.append([wer, step])
+        self.state.best.sort(key=lambda ws: (ws[0], -ws[1]))  # lowest WER first, later step on ties
+        kept, dropped = self.state.best[: self.cfg.train.keep_checkpoints], self.state.best[self.cfg.train.keep_checkpoints :]
+        self.state.best = kept
+        self.state.last_eval_step = step
+        if [wer, step] in kept:
+            save_checkpoint(ckpt_dir / f"step-{step}.pt", self.model, self.optimizer, self.scheduler, self.state)
+        for _, s in dropped:
+            (ckpt_dir / f"step-{s}.pt").unlink(missing_ok=True)
+        save_checkpoint(ckpt_dir / "last.pt", self.model, self.optimizer, self.scheduler, self.state)
+        self._log({"dev_wer": wer, **report})
+        extra = f", report WER {100 * report['report_wer']:.2f}%" if report else ""
+        tqdm.write(f"step {step}: dev WER {100 * wer:.2f}%{extra}")
+
+    def _plot_attention(self) -> None:
+        """Cross-attention of the first dev utterance under teacher forcing, every layer."""
+        self.model.eval()
+        batch = collate([self.dev_set[0]]).to(self.device)
+        with torch.inference_mode():
+            enc, enc_lens = self.model.encode(batch.feats, batch.feat_lens)
+            inputs = torch.cat([batch.tokens.new_full((1, 1), SOS_ID), batch.tokens], dim=1)
+            _, attn = self.model.decode(enc, enc_lens, inputs, need_attention=True)
+        labels = [self.tokenizer.id_to_token(i) for i in batch.tokens[0].tolist()] + ["<eos>"]
+        maps = [a[0].mean(0).float().cpu().numpy() for a in attn]  # per layer (U, T')
+        plot_attention(maps, labels, self.exp / "plots" / f"attention-step{self.state.step:07d}.png",
+                       title=f"{self.dev_utts[0].id} step {self.state.step}")
+
+    def _log(self, row: dict) -> None:
+        row = {"step": self.state.step, "epoch": self.state.epoch, "seconds": round(self.state.seconds, 1), **row}
+        new = not self.log_path.exists()
+        with self.log_path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    # ------------------------------------------------------------------- export
+    def export(self) -> Path:
+        """Average the best checkpoints (by dev WER) into the final model directory."""
+        k = max(1, self.cfg.train.average_best)
+        paths = [self.exp / "checkpoints" / f"step-{s}.pt" for _, s in self.state.best[:k]]
+        paths = [p for p in paths if p.exists()] or [self.exp / "checkpoints" / "last.pt"]
+        model = ASRModel(self.cfg.model, self.tokenizer.vocab_size)
+        model.load_state_dict(average_checkpoints(paths))
+        out = save_model_dir(self.exp / "model", model, self.tokenizer, self.cfg)
+        wer = self.dev_wer(model.to(self.device).eval())
+        (self.exp / "model" / "dev_wer.json").write_text(json.dumps(
+            {"dev_wer": wer, "averaged_steps": [s for _, s in self.state.best[:k]], "train_seconds": self.state.seconds}))
+        tqdm.write(f"exported {out} (average of {len(paths)} checkpoints): dev WER {100 * wer:.2f}%")
+        return out
+
+
+LOG_FIELDS = ["step", "epoch", "seconds", "loss", "attention", "ctc", "guided", "guided_weight", "accuracy",
+              "grad_norm", "lr", "audio_seconds", "dev_wer", "report_wer"]
+
+
+def transcribe_dataset(model, tokenizer, dataset: ASRDataset, device, opts: DecodeOptions, max_frames: int = 40000):
+    """Decode every utterance of `dataset` in length-sorted batches -> (refs, hyps) dicts by utterance id."""
+    model.eval()
+    sampler = BucketBatchSampler(dataset.frame_lengths(), max_frames, shuffle=False)
+    refs, hyps = {}, {}
+    for idx in sampler:
+        batch = collate([dataset[i] for i in idx]).to(device)
+        for utt_id, text, hyp in zip(batch.ids, batch.texts, decode(model, batch.feats, batch.feat_lens, opts)):
+            refs[utt_id] = text
+            hyps[utt_id] = tokenizer.decode(hyp.tokens)
+    return refs, hyps
+
+
+def train(cfg: ExperimentConfig) -> Path:
+    """Train (resuming from exp_dir/checkpoints/last.pt if present) and export the model directory."""
+    return Trainer(cfg).run()
