@@ -156,9 +156,9 @@ class Example:
     text: str  # normalised transcript ("" when unknown)
 
 
-def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    """A generator seeded from (seed, epoch, index): an item's augmentation is reproducible."""
-    state = np.random.SeedSequence([seed, epoch, index]).generate_state(1, np.uint64)[0]
+def seeded_generator(*keys: int) -> torch.Generator:
+    """A torch.Generator whose stream depends on all of `keys` (non-negative ints), well mixed."""
+    state = np.random.SeedSequence(list(keys)).generate_state(1, np.uint64)[0]
     return torch.Generator().manual_seed(int(state))
 
 
@@ -204,7 +204,7 @@ class ASRDataset(Dataset):
         utt = self.utts[index]
         wave = torch.from_numpy(load_audio(utt.audio, self.feat_cfg.sample_rate))  # (N,)
         if self.augment is not None:
-            generator = item_generator(self.seed, self.epoch, index)
+            generator = seeded_generator(self.seed, self.epoch, index)  # reproducible per item
             wave = augment_wave(wave, self.augment, self.feat_cfg.sample_rate, generator)
         feats = fbank(wave, self.feat_cfg)  # (T, n_mels)
         if self.augment is not None:
@@ -248,21 +248,22 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.epoch = epoch
 
     def _batches(self) -> list[list[int]]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        generator = seeded_generator(self.seed, self.epoch)
         n = len(self.lengths)
-        tie_break = torch.randperm(n, generator=generator).tolist() if self.shuffle else range(n)
-        log_base = math.log1p(self.bucket_ratio)
-        order = sorted(range(n), key=lambda i: (int(math.log(self.lengths[i]) / log_base), tie_break[i]))
+        # Bucket k holds lengths in [(1 + r)^k, (1 + r)^(k+1)); inside a bucket the order
+        # is random with shuffle, by length without.
+        bucket = [int(math.log(length) / math.log1p(self.bucket_ratio)) for length in self.lengths]
+        within = torch.randperm(n, generator=generator).tolist() if self.shuffle else self.lengths
+        order = sorted(range(n), key=lambda i: (bucket[i], within[i]))
         batches: list[list[int]] = []
         batch: list[int] = []
         longest = 0
         for i in order:
-            longest_with_i = max(longest, self.lengths[i])
-            if batch and (len(batch) + 1) * longest_with_i > self.max_frames:
+            if batch and (len(batch) + 1) * max(longest, self.lengths[i]) > self.max_frames:
                 batches.append(batch)
-                batch, longest_with_i = [], self.lengths[i]
+                batch, longest = [], 0
             batch.append(i)
-            longest = longest_with_i
+            longest = max(longest, self.lengths[i])
         if batch:
             batches.append(batch)
         if self.shuffle:

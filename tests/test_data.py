@@ -178,12 +178,13 @@ def test_bucket_sampler_groups_similar_lengths():
     assert padded < 1.15 * sum(lengths)  # buckets keep padding small
 
 
-def test_bucket_sampler_without_shuffle_is_fixed():
-    lengths = [5, 50, 7, 300, 40]
-    a = list(BucketBatchSampler(lengths, 100, shuffle=False))
-    a_again = BucketBatchSampler(lengths, 100, shuffle=False)
-    a_again.set_epoch(3)
-    assert a == list(a_again)
+def test_bucket_sampler_without_shuffle_is_fixed_and_sorted():
+    lengths = [5, 50, 7, 300, 40, 41]
+    batches = list(BucketBatchSampler(lengths, 100, shuffle=False))
+    assert [lengths[i] for b in batches for i in b] == sorted(lengths)
+    again = BucketBatchSampler(lengths, 100, shuffle=False)
+    again.set_epoch(3)
+    assert list(again) == batches
 
 
 def test_collate_pads_features_and_tokens(utts, tok):
