@@ -35,7 +35,7 @@ class ManifestError(ValueError):
 @dataclass(frozen=True)
 class Utterance:
     id: str
-    audio: str  # absolute path, or as written if it was absolute already
+    audio: str  # path, already resolved against the manifest's folder
     text: Optional[str] = None
     duration: Optional[float] = None  # seconds; None = read from the audio header when needed
 
