@@ -1,0 +1,1 @@
+"""The transcription web service: FastAPI app served by uvicorn (see server/app.py)."""

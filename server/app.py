@@ -1,0 +1,95 @@
+"""The FastAPI app: `create_app(settings)` builds it, `serve(...)` runs it with uvicorn.
+
+The model loads in the background when the app starts, so /health answers at once and
+/ready turns 200 once the model is loaded and has transcribed a warm-up clip.
+Run it with `asr serve`, or `uvicorn server.app:create_app --factory`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+import uvicorn
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from asr.decoding import DecodeOptions
+from asr.transcribe import Transcriber
+from server.errors import install_error_handlers
+from server.guard import RequestGuard
+from server.metrics import Metrics, MetricsMiddleware
+from server.pool import InferencePool
+from server.routes import openai_compat, ops, transcribe, web
+from server.service import ServiceState
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Optional[Settings] = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+    pool = InferencePool(
+        workers=settings.workers,
+        max_batch_size=settings.max_batch_size,
+        batch_wait_s=settings.batch_wait_ms / 1000,
+        metrics=metrics,
+    )
+    metrics.queue_depth.set_function(lambda: pool.depth)
+    state = ServiceState(settings=settings, metrics=metrics, pool=pool)
+
+    app = FastAPI(
+        title="asr",
+        summary="Transformer encoder-decoder speech recognition",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    install_error_handlers(app)
+    for router in (transcribe.router, openai_compat.router, ops.router, web.router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    app.add_middleware(RequestGuard, settings=settings, is_ready=lambda: state.ready)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts refusals too
+    return app
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    state: ServiceState = app.state.service
+    loading = asyncio.create_task(load_model(state))
+    yield
+    loading.cancel()
+    await state.pool.stop()
+
+
+async def load_model(state: ServiceState) -> None:
+    try:
+        transcriber = await asyncio.to_thread(load_and_warm_up, state.settings)
+    except Exception as exc:  # keep serving /health and say why in /ready
+        log.exception("could not load the model")
+        state.load_error = f"{type(exc).__name__}: {exc}"
+        return
+    state.pool.start(transcriber)
+    state.transcriber = transcriber
+    log.info("model %s ready", transcriber.model_name)
+
+
+def load_and_warm_up(settings: Settings) -> Transcriber:
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    transcriber = Transcriber.load(settings.model_dir, device=settings.device)
+    clip = 0.01 * np.random.default_rng(0).standard_normal(transcriber.sample_rate)  # 1 s of noise
+    transcriber.transcribe(clip.astype(np.float32), DecodeOptions())
+    return transcriber
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, model_dir: Union[str, Path, None] = None) -> None:
+    """Run the service with uvicorn; `ASR_*` environment variables set the rest (server/settings.py)."""
+    overrides = {} if model_dir is None else {"model_dir": Path(model_dir)}
+    uvicorn.run(create_app(Settings(**overrides)), host=host, port=port)

@@ -1,0 +1,1 @@
+"""One router per API surface: native, OpenAI-compatible, operations, web page."""

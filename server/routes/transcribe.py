@@ -1,0 +1,92 @@
+"""POST /transcribe: the native API, with every option the model offers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse
+from pydantic import ValidationError
+
+from asr.transcribe import Transcription
+from server.formats import to_srt, to_vtt
+from server.schemas import (
+    ERROR_RESPONSES,
+    AttentionOut,
+    Decoder,
+    Format,
+    SegmentOut,
+    TranscribeOptions,
+    TranscriptionOut,
+    WordOut,
+)
+from server.service import service_state, transcribe_upload
+
+router = APIRouter()
+
+
+def transcribe_options(
+    request: Request,
+    beam_size: Annotated[Optional[int], Form()] = None,
+    decoder: Annotated[Optional[Decoder], Form()] = None,
+    format: Annotated[Optional[Format], Form()] = None,
+    timestamps: Annotated[Optional[bool], Form()] = None,
+    attention: Annotated[Optional[bool], Form()] = None,
+) -> TranscribeOptions:
+    """Options from the form, else from the query string (`?format=srt`), else defaults."""
+    given = {k: v for k, v in request.query_params.items() if k in TranscribeOptions.model_fields}
+    form = dict(beam_size=beam_size, decoder=decoder, format=format, timestamps=timestamps, attention=attention)
+    given.update({k: v for k, v in form.items() if v is not None})
+    try:
+        return TranscribeOptions.model_validate(given)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+@router.post(
+    "/transcribe",
+    response_model=TranscriptionOut,
+    responses={**ERROR_RESPONSES, 200: {"content": {"text/plain": {}, "text/vtt": {}}}},
+    summary="Transcribe an audio file (WAV, FLAC, OGG, MP3)",
+)
+async def transcribe(
+    request: Request,
+    file: Annotated[UploadFile, File(description="the audio file")],
+    options: Annotated[TranscribeOptions, Depends(transcribe_options)],
+):
+    result, seconds = await transcribe_upload(
+        request, file, options.decoder, options.beam_size, options.timestamps
+    )
+    if options.format == "text":
+        return PlainTextResponse(result.text + "\n")
+    if options.format == "srt":
+        return PlainTextResponse(to_srt(result.segments))
+    if options.format == "vtt":
+        return PlainTextResponse(to_vtt(result.segments), media_type="text/vtt")
+    model = service_state(request).transcriber.model_name
+    return transcription_out(result, seconds, model, options)
+
+
+def transcription_out(
+    result: Transcription, seconds: float, model: str, options: TranscribeOptions
+) -> TranscriptionOut:
+    attention = None
+    if options.attention and result.attention is not None:
+        attention = AttentionOut(
+            tokens=list(result.tokens),
+            weights=[[round(float(w), 4) for w in row] for row in result.attention],
+        )
+    return TranscriptionOut(
+        text=result.text,
+        duration=result.duration,
+        processing_time=round(seconds, 4),
+        model=model,
+        confidence=result.confidence,
+        segments=[SegmentOut(start=s.start, end=s.end, text=s.text) for s in result.segments],
+        words=[WordOut(word=w.word, start=w.start, end=w.end) for w in result.words]
+        if options.timestamps
+        else None,
+        timing_source=result.timing_source if options.timestamps else None,
+        attention=attention,
+    )

@@ -1,0 +1,106 @@
+"""Request options and response bodies of the HTTP API (pydantic models, shown in /docs)."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, Field
+
+Decoder = Literal["beam", "greedy", "ctc"]  # attention beam search, attention greedy, CTC greedy
+Format = Literal["json", "text", "srt", "vtt"]
+OpenAIFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+
+
+class TranscribeOptions(BaseModel):
+    """Options of POST /transcribe, from form fields or query parameters."""
+
+    beam_size: int = Field(5, ge=1, le=32, description="beam width of the `beam` decoder")
+    decoder: Decoder = Field("beam", description="`beam`, `greedy`, or `ctc` (fast; needs a CTC head)")
+    format: Format = Field("json", description="answer as `json`, plain `text`, `srt` or `vtt` subtitles")
+    timestamps: bool = Field(False, description="add word start/end times")
+    attention: bool = Field(False, description="add the cross-attention matrix (for plots)")
+
+
+class SegmentOut(BaseModel):
+    start: float  # seconds
+    end: float
+    text: str
+
+
+class WordOut(BaseModel):
+    word: str
+    start: float  # seconds
+    end: float
+
+
+class AttentionOut(BaseModel):
+    tokens: list[str]  # one row of `weights` per output token
+    weights: list[list[float]]  # (U, T'): rows sum to 1 over encoder frames spanning the audio
+
+
+class TranscriptionOut(BaseModel):
+    text: str
+    duration: float = Field(description="seconds of audio")
+    processing_time: float = Field(description="seconds spent decoding and transcribing")
+    model: str
+    confidence: float = Field(description="in [0, 1]")
+    segments: list[SegmentOut]
+    words: Optional[list[WordOut]] = Field(None, description="when `timestamps` was asked")
+    timing_source: Optional[Literal["attention", "ctc"]] = Field(
+        None, description="where word times come from: cross-attention or CTC forced alignment"
+    )
+    attention: Optional[AttentionOut] = Field(None, description="when `attention` was asked")
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class StatusOut(BaseModel):
+    status: str
+    model: Optional[str] = None
+
+
+# --- OpenAI audio transcription API (https://platform.openai.com/docs/api-reference/audio) ---
+
+
+class OpenAITranscription(BaseModel):
+    text: str
+
+
+class OpenAISegment(BaseModel):
+    id: int
+    seek: int = 0
+    start: float
+    end: float
+    text: str
+    tokens: list[int] = []
+    temperature: float = 0.0
+    avg_logprob: float
+    compression_ratio: float = 1.0
+    no_speech_prob: float = 0.0
+
+
+class OpenAIVerboseTranscription(BaseModel):
+    task: str = "transcribe"
+    language: str
+    duration: float
+    text: str
+    segments: Optional[list[OpenAISegment]] = None
+    words: Optional[list[WordOut]] = None
+
+
+ERROR_RESPONSES = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in {
+        400: "bad input: missing field, bad option, audio that cannot be decoded",
+        401: "missing or wrong API key (when one is configured)",
+        413: "upload or audio too large",
+        503: "model loading, or queue full (see Retry-After)",
+    }.items()
+}
