@@ -54,7 +54,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     for router in (transcribe.router, openai_compat.router, ops.router, web.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
-    app.add_middleware(RequestGuard, settings=settings, is_ready=lambda: state.ready)
+    app.add_middleware(RequestGuard, state=state)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts refusals too
     return app
 

@@ -12,12 +12,12 @@ Refusals carry `Connection: close`, so the server stops reading the rest of the 
 from __future__ import annotations
 
 import hmac
-from typing import Callable, Optional
+from typing import Optional
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import error_response
-from server.settings import Settings
+from server.service import ServiceState
 
 TRANSCRIPTION_PATHS = frozenset({"/transcribe", "/v1/audio/transcriptions"})
 
@@ -27,10 +27,10 @@ class BodyTooLarge(Exception):
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, settings: Settings, is_ready: Callable[[], bool]):
+    def __init__(self, app: ASGIApp, state: ServiceState):
         self.app = app
-        self.settings = settings
-        self.is_ready = is_ready
+        self.state = state
+        self.settings = state.settings
         self.admitted = 0  # transcription requests being processed (single event loop: no lock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,7 +65,9 @@ class RequestGuard:
                 headers={"WWW-Authenticate": "Bearer", "Connection": "close"},
             )
         retry = {"Retry-After": str(self.settings.retry_after_s), "Connection": "close"}
-        if not self.is_ready():
+        if self.state.load_error is not None:
+            return error_response(503, f"the model failed to load: {self.state.load_error}", "model_error")
+        if not self.state.ready:
             return error_response(503, "the model is still loading; retry shortly", "model_loading", retry)
         if self.admitted >= self.settings.queue_size:
             return error_response(503, "the server is busy (queue full); retry shortly", "server_busy", retry)

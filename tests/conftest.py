@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from live_server import LiveServer
 
 FSDD_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd"
 
@@ -18,3 +19,10 @@ def fsdd_dir() -> Path:
 def wav_path(fsdd_dir: Path) -> Path:
     """One real recording: the digit 3 spoken by speaker theo (8 kHz mono 16-bit, ~0.24 s)."""
     return fsdd_dir / "recordings" / "3_theo_7.wav"
+
+
+@pytest.fixture(scope="session")
+def live_server():
+    """The real service with the shipped model, under uvicorn on a free loopback port."""
+    with LiveServer() as server:
+        yield server

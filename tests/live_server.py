@@ -1,0 +1,76 @@
+"""Run the real service in a uvicorn subprocess on a free loopback port, for tests and benchmarks.
+
+The test binds the socket (port 0: the kernel picks a free one) and hands it to the child,
+so there is no race for the port between choosing and listening.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+
+LAUNCH = """
+import socket, sys, uvicorn
+sock = socket.socket(fileno=int(sys.argv[1]))
+config = uvicorn.Config("server.app:create_app", factory=True, log_level="warning")
+uvicorn.Server(config).run(sockets=[sock])
+"""
+
+
+class LiveServer:
+    def __init__(self, env: Optional[dict] = None, wait_for: str = "/ready", timeout: float = 120.0):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        child_env = {**os.environ, "ASR_TORCH_THREADS": "1", **(env or {})}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", LAUNCH, str(self.sock.fileno())],
+            pass_fds=(self.sock.fileno(),), env=child_env, cwd=REPO,
+        )
+        self.wait_for(wait_for, timeout)
+
+    def wait_for(self, path: str, timeout: float) -> None:
+        """Poll `path` until it answers 200 (e.g. /ready: model loaded and warmed up)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}")
+            try:
+                if httpx.get(self.url + path, timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"{path} not 200 after {timeout} s")
+
+    def peak_rss_mib(self) -> float:
+        """Peak resident memory of the server process (VmHWM), in MiB."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+        return kib / 1024
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.sock.close()
+
+    def __enter__(self) -> "LiveServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,124 @@
+"""Bad requests get a 4xx JSON error that says what is wrong, and the server keeps serving."""
+
+import io
+import struct
+import time
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from fsdd_audio import connected_digits, wav_bytes
+
+GIB = 2**30
+
+
+def wav_header(channels=1, rate=16000, bits=16, fmt=1, data_bytes=32000) -> bytes:
+    block = channels * bits // 8
+    return (
+        b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
+        + b"fmt " + struct.pack("<IHHIIHH", 16, fmt, channels, rate, rate * block, block, bits)
+        + b"data" + struct.pack("<I", data_bytes)
+    )
+
+
+def pcm(seconds=1.0, rate=16000) -> bytes:
+    return np.random.default_rng(0).integers(-3000, 3000, int(seconds * rate)).astype("<i2").tobytes()
+
+
+def float_wav(samples) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, np.asarray(samples, dtype=np.float32), 16000, format="WAV", subtype="FLOAT")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def real_wav(fsdd_dir) -> bytes:
+    return wav_bytes(connected_digits(fsdd_dir, "52", "nicolas")[0])
+
+
+def bad_uploads(real_wav: bytes) -> dict:
+    """name -> (file bytes, expected status, expected error type)."""
+    nan = np.sin(np.arange(16000) / 5.0)
+    nan[100] = np.nan
+    ten_hours = 10 * 3600
+    return {
+        "empty file": (b"", 400, "empty_audio"),
+        "random bytes named .wav": (np.random.default_rng(1).bytes(5000), 400, "audio_decode"),
+        "truncated header": (real_wav[:30], 400, "audio_decode"),
+        "header only": (real_wav[:44], 400, "empty_audio"),
+        # 36,000 samples at 1 Hz: 10 hours by its header, refused before decoding
+        "header claiming 10 hours": (wav_header(rate=1, data_bytes=2 * ten_hours) + pcm(ten_hours, 1), 413, "audio_too_long"),
+        "0 channels": (wav_header(channels=0) + pcm(), 400, "audio_decode"),
+        "0 Hz": (wav_header(rate=0) + pcm(), 400, "audio_decode"),
+        "NaN samples": (float_wav(nan), 400, "invalid_samples"),
+        "unsupported codec": (wav_header(fmt=0x1234) + pcm(), 400, "audio_decode"),
+        "all zeros": (wav_header() + bytes(32000), 400, "silent_audio"),
+        "too short": (wav_header(data_bytes=200) + pcm()[:200], 400, "audio_too_short"),
+    }
+
+
+@pytest.mark.parametrize("path", ["/transcribe", "/v1/audio/transcriptions"])
+def test_every_bad_upload_gets_its_4xx_and_the_server_keeps_serving(live_server, real_wav, path):
+    for name, (data, status, kind) in bad_uploads(real_wav).items():
+        response = httpx.post(live_server.url + path, files={"file": ("a.wav", data)}, data={"model": "x"}, timeout=30)
+        assert response.status_code == status, (name, response.text)
+        error = response.json()["error"]
+        assert error["type"] == kind and len(error["message"]) > 10, (name, error)
+    assert httpx.post(live_server.url + path, files={"file": ("a.wav", real_wav)}, data={"model": "x"}, timeout=30).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "request_kwargs, fragment",
+    [
+        ({}, "file: Field required"),  # empty body
+        ({"data": {"beam_size": "3"}}, "file: Field required"),  # a form without the file
+        ({"data": {"file": "not a file"}}, "file"),
+        ({"content": b"garbage", "headers": {"content-type": "multipart/form-data; boundary=x"}}, "multipart"),
+        ({"files": {"file": ("a.wav", b"x")}, "params": {"beam_size": "0"}}, "beam_size"),
+        ({"files": {"file": ("a.wav", b"x")}, "data": {"decoder": "magic"}}, "decoder"),
+        ({"files": {"file": ("a.wav", b"x")}, "data": {"format": "pdf"}}, "format"),
+        ({"files": {"file": ("a.wav", b"x")}, "params": {"timestamps": "maybe"}}, "timestamps"),
+    ],
+)
+def test_malformed_requests_get_400_saying_what_is_wrong(live_server, request_kwargs, fragment):
+    response = httpx.post(live_server.url + "/transcribe", timeout=30, **request_kwargs)
+    assert response.status_code == 400, response.text
+    assert fragment.lower() in response.json()["error"]["message"].lower()
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_unknown_route_and_method_are_json_errors(live_server):
+    missing = httpx.get(live_server.url + "/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
+    wrong = httpx.get(live_server.url + "/transcribe")
+    assert wrong.status_code == 405 and "error" in wrong.json()
+
+
+class Streamed:
+    """A 2 GiB multipart body produced lazily (one reused 1 MiB block): counts what was sent."""
+
+    def __init__(self, total=2 * GIB, block=2**20):
+        self.total, self.block, self.sent = total, bytes(block), 0
+
+    def __iter__(self):
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\n'
+        while self.sent < self.total:
+            self.sent += len(self.block)
+            yield self.block
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_2gb_upload_is_refused_with_413_before_it_is_read(live_server, declared):
+    body = Streamed()
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    if declared:
+        headers["content-length"] = str(2 * GIB + 100)
+    start = time.monotonic()
+    response = httpx.post(live_server.url + "/transcribe", content=body, headers=headers, timeout=60)
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "payload_too_large"
+    assert body.sent < 256 * 2**20  # refused long before 2 GiB went over the wire
+    assert time.monotonic() - start < 20
+    assert httpx.get(live_server.url + "/ready").status_code == 200
