@@ -1,12 +1,14 @@
 """Run the real service in a uvicorn subprocess on a free loopback port, for tests and benchmarks.
 
 The test binds the socket (port 0: the kernel picks a free one) and hands it to the child,
-so there is no race for the port between choosing and listening.
+so there is no race for the port between choosing and listening. The child's address space
+is capped, so that a runaway allocation fails in the server instead of exhausting the machine.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from typing import Optional
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+MEMORY_CAP = 8 * 2**30  # bytes of address space; an idle server maps about 3.5 GiB
 
 LAUNCH = """
 import socket, sys, uvicorn
@@ -35,7 +38,7 @@ class LiveServer:
         child_env = {**os.environ, "ASR_TORCH_THREADS": "1", **(env or {})}
         self.process = subprocess.Popen(
             [sys.executable, "-c", LAUNCH, str(self.sock.fileno())],
-            pass_fds=(self.sock.fileno(),), env=child_env, cwd=REPO,
+            pass_fds=(self.sock.fileno(),), env=child_env, cwd=REPO, preexec_fn=cap_memory,
         )
         self.wait_for(wait_for, timeout)
 
@@ -74,3 +77,7 @@ class LiveServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def cap_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))

@@ -69,6 +69,16 @@ def test_every_bad_upload_gets_its_4xx_and_the_server_keeps_serving(live_server,
     assert httpx.post(live_server.url + path, files={"file": ("a.wav", real_wav)}, data={"model": "x"}, timeout=30).status_code == 200
 
 
+@pytest.mark.parametrize("rate", [44101, 22051, 96001])
+def test_an_odd_sample_rate_is_resampled_in_bounded_memory(live_server, rate):
+    """A rate sharing no factor with 16 kHz must not make the resampler build a huge kernel."""
+    samples = np.sin(2 * np.pi * 440 * np.arange(rate) / rate) * 8000
+    data = wav_header(rate=rate, data_bytes=2 * rate) + samples.astype("<i2").tobytes()
+    response = httpx.post(live_server.url + "/transcribe", files={"file": ("odd.wav", data)}, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["duration"] == pytest.approx(1.0, abs=1e-3)
+
+
 @pytest.mark.parametrize(
     "request_kwargs, fragment",
     [

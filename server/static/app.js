@@ -57,7 +57,7 @@ function drawAttention(canvas, attention, duration) {
   }
   const { tokens, weights } = attention;
   const rows = weights.length, cols = weights[0].length;
-  const left = 80, bottom = 24, width = canvas.width - left - 8, height = canvas.height - bottom - 8;
+  const left = 80, bottom = 24, width = canvas.width - left - 24, height = canvas.height - bottom - 8;
 
   const image = new ImageData(cols, rows);
   weights.forEach((row, u) => {

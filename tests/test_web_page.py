@@ -1,0 +1,102 @@
+"""The web page in a real headless Chromium: upload a recording, see its transcript and attention."""
+
+import shutil
+import time
+
+import jiwer
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from fsdd_audio import connected_digits, expected_text, wav_bytes
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+def chromium_options(tmp_path) -> webdriver.ChromeOptions:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1100",
+    ):
+        options.add_argument(flag)
+    return options
+
+
+@pytest.fixture
+def browser(tmp_path):
+    driver = webdriver.Chrome(options=chromium_options(tmp_path), service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+# The fraction of canvas pixels that are neither the white background nor transparent.
+DRAWN_FRACTION = """
+const c = document.getElementById('attention');
+const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+let n = 0;
+for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] < 240 || d[i + 1] < 240 || d[i + 2] < 240)) n++;
+return n / (c.width * c.height);
+"""
+
+
+def test_upload_shows_transcript_and_draws_attention(live_server, browser, fsdd_dir, tmp_path):
+    wav = tmp_path / "digits.wav"
+    wav.write_bytes(wav_bytes(connected_digits(fsdd_dir, "3907", "george")[0]))
+    browser.get(live_server.url + "/")
+    assert "Speech to text" in browser.title + browser.find_element(By.TAG_NAME, "h1").text
+
+    browser.find_element(By.ID, "file").send_keys(str(wav))
+    transcript = WebDriverWait(browser, 30).until(
+        lambda b: b.find_element(By.ID, "transcript").text.strip() or b.find_element(By.ID, "error").text
+    )
+
+    assert not browser.find_element(By.ID, "error").text, transcript
+    assert transcript and transcript != "(nothing recognised)"
+    assert "s of audio" in browser.find_element(By.ID, "details").text
+    assert jiwer.wer(expected_text("3907"), transcript) <= 0.25, transcript
+    assert browser.execute_script(DRAWN_FRACTION) > 0.5  # the matrix fills most of the canvas
+    browser.save_screenshot(str(tmp_path / "page.png"))
+
+
+def test_a_bad_file_shows_the_servers_message(live_server, browser, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"this is not audio" * 50)
+    browser.get(live_server.url + "/")
+    browser.find_element(By.ID, "file").send_keys(str(bad))
+    message = WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "error").text)
+    assert "cannot decode audio" in message
+    assert browser.find_element(By.ID, "result").get_attribute("hidden") is not None
+
+
+def test_microphone_recording_is_sent_as_wav_and_transcribed(live_server, fsdd_dir, tmp_path):
+    """Chromium's fake capture device plays a real recording into getUserMedia."""
+    wav = tmp_path / "mic.wav"
+    wav.write_bytes(wav_bytes(connected_digits(fsdd_dir, "64", "george")[0]))
+    options = chromium_options(tmp_path)
+    for flag in ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 f"--use-file-for-fake-audio-capture={wav}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        driver.get(live_server.url + "/")
+        record = driver.find_element(By.ID, "record")
+        record.click()
+        WebDriverWait(driver, 10).until(lambda d: record.text == "Stop")
+        time.sleep(2.0)
+        record.click()
+        WebDriverWait(driver, 30).until(
+            lambda d: d.find_element(By.ID, "details").text or d.find_element(By.ID, "error").text
+        )
+        assert not driver.find_element(By.ID, "error").text
+        seconds = float(driver.find_element(By.ID, "details").text.split(" s of audio")[0])
+        assert 1.0 < seconds < 4.0  # what was recorded, decoded by the server
+        assert driver.find_element(By.ID, "transcript").text.strip()
+    finally:
+        driver.quit()
