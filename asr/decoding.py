@@ -1,0 +1,310 @@
+"""Search over the trained model: greedy, beam search (optionally joint with CTC), CTC greedy.
+
+`decode` runs the encoder once, then one search over the whole batch. The decoder has no
+key/value cache, so every step re-runs it on the full prefixes (B or B*beam of them at
+once); outputs are short, so this stays cheap.
+
+Conventions (natural-log probabilities throughout):
+- A hypothesis' `score` is what the search maximised: the sum of its tokens' log-probs,
+  EOS included when it ended with one. With `ctc_weight` w > 0 it is the joint score
+  (1 - w) * log P_att(y) + w * log P_ctc(y).
+- Finished hypotheses are ranked by score / n ** length_penalty, n = number of scored
+  tokens (emitted tokens + 1 for EOS; a hypothesis cut at the maximum length has no EOS).
+  length_penalty = 0 ranks by raw log-prob; 1 by mean log-prob per token.
+- `confidence` = exp(mean attention-decoder log-prob per scored token), in [0, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from asr.tokenizer import BLANK_ID, EOS_ID, PAD_ID, SOS_ID
+
+METHODS = ("beam", "greedy", "ctc_greedy")
+# ids the attention decoder must never emit; they are masked out of its output
+_NEVER_EMITTED = (PAD_ID, BLANK_ID, SOS_ID)
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    method: str = "beam"  # "beam" | "greedy" | "ctc_greedy"
+    beam_size: int = 5
+    length_penalty: float = 1.0  # alpha in score / n ** alpha (see module docstring)
+    # at most max(min_max_len, ceil(max_len_ratio * T')) tokens, T' = encoder frames (40 ms)
+    max_len_ratio: float = 1.0
+    min_max_len: int = 10
+    ctc_weight: float = 0.0  # beam only: weight of the CTC prefix score (needs model.has_ctc)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if not _is_int(self.beam_size) or self.beam_size < 1:
+            raise ValueError(f"beam_size must be an integer >= 1, got {self.beam_size!r}")
+        if not self.length_penalty >= 0:
+            raise ValueError(f"length_penalty must be >= 0, got {self.length_penalty!r}")
+        if not self.max_len_ratio >= 0:
+            raise ValueError(f"max_len_ratio must be >= 0, got {self.max_len_ratio!r}")
+        if not _is_int(self.min_max_len) or self.min_max_len < 1:
+            raise ValueError(f"min_max_len must be an integer >= 1, got {self.min_max_len!r}")
+        if not 0 <= self.ctc_weight < 1:
+            raise ValueError(f"ctc_weight must be in [0, 1), got {self.ctc_weight!r}")
+
+    def max_lens(self, enc_lens: Tensor) -> Tensor:
+        """Maximum number of output tokens (EOS excluded) per utterance: (B,) long."""
+        by_ratio = torch.ceil(enc_lens.double() * self.max_len_ratio).long()
+        return by_ratio.clamp(min=self.min_max_len)
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+@dataclass(frozen=True, eq=False)
+class Hypothesis:
+    tokens: list[int]  # without SOS / EOS
+    score: float  # log-prob (joint with CTC when ctc_weight > 0), see module docstring
+    confidence: float  # in [0, 1]
+    attention: Optional[Tensor] = None  # (U, T'): cross-attention, mean over heads and layers
+
+
+@torch.inference_mode()
+def decode(model, feats: Tensor, feat_lens: Tensor, opts: DecodeOptions = DecodeOptions()) -> list[Hypothesis]:
+    """Decode a batch: feats (B, T, n_mels) with lengths feat_lens (B,) -> one Hypothesis each.
+
+    The model must be in eval mode (dropout would make the search random).
+    """
+    if model.training:
+        raise ValueError("decode() needs the model in eval mode: call model.eval() first")
+    uses_ctc = opts.method == "ctc_greedy" or (opts.method == "beam" and opts.ctc_weight > 0)
+    if uses_ctc and not model.has_ctc:
+        raise ValueError(f"method={opts.method!r} with ctc_weight={opts.ctc_weight} needs a model with a CTC head")
+    enc, enc_lens = model.encode(feats, feat_lens)  # enc: (B, T', D), enc_lens: (B,)
+    if opts.method == "ctc_greedy":
+        return ctc_greedy_search(model.ctc_log_probs(enc), enc_lens)
+    max_lens = opts.max_lens(enc_lens)
+    if opts.method == "greedy":
+        hyps = greedy_search(model, enc, enc_lens, max_lens)
+    else:
+        hyps = beam_search(model, enc, enc_lens, max_lens, opts)
+    attention = cross_attention(model, enc, enc_lens, [h.tokens for h in hyps])
+    return [dataclasses.replace(h, attention=a) for h, a in zip(hyps, attention)]
+
+
+def _next_log_probs(model, enc: Tensor, enc_lens: Tensor, ys: Tensor) -> Tensor:
+    """Log-probs of the token after each prefix: ys (N, U) starting with SOS -> (N, V)."""
+    logits, _ = model.decode(enc, enc_lens, ys)  # (N, U, V)
+    log_probs = logits[:, -1].float().log_softmax(-1)
+    log_probs[:, _NEVER_EMITTED] = -math.inf
+    return log_probs
+
+
+def _confidence(log_prob_sum: float, n_scored: int) -> float:
+    return math.exp(log_prob_sum / n_scored) if n_scored > 0 else 0.0
+
+
+def greedy_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor) -> list[Hypothesis]:
+    """Most likely next token at every step, for the whole batch until all have emitted EOS."""
+    batch = enc.size(0)
+    ys = torch.full((batch, 1), SOS_ID, dtype=torch.long, device=enc.device)  # (B, 1 + step)
+    log_prob = torch.zeros(batch, device=enc.device)
+    n_scored = torch.zeros(batch, dtype=torch.long, device=enc.device)
+    done = torch.zeros(batch, dtype=torch.bool, device=enc.device)
+    for step in range(int(max_lens.max()) + 1):
+        done |= max_lens <= step  # prefix already holds the maximum number of tokens
+        if done.all():
+            break
+        best_lp, best = _next_log_probs(model, enc, enc_lens, ys).max(-1)  # (B,), (B,)
+        log_prob += torch.where(done, 0.0, best_lp)
+        n_scored += (~done).long()
+        ys = torch.cat([ys, torch.where(done, PAD_ID, best)[:, None]], 1)
+        done |= best == EOS_ID
+    hyps = []
+    for row, lp, n in zip(ys[:, 1:].tolist(), log_prob.tolist(), n_scored.tolist()):
+        tokens = [t for t in row if t not in (EOS_ID, PAD_ID)]  # EOS/PAD only ever trail
+        hyps.append(Hypothesis(tokens, lp, _confidence(lp, n)))
+    return hyps
+
+
+def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: DecodeOptions) -> list[Hypothesis]:
+    """Batched beam search: the B * K alive prefixes are one decoder batch (row b * K + k).
+
+    Every step each alive prefix proposes EOS and its C best other tokens (by attention
+    log-prob); of the K * (C + 1) candidates of an utterance, the K best that do not end in EOS stay alive,
+    and EOS candidates ranked above the K-th of those become finished hypotheses. An
+    utterance is done once it has K finished hypotheses, or at its maximum length (its
+    alive prefixes then join the finished ones if there are fewer than K). The result is
+    the finished hypothesis with the best length-normalised score.
+    With opts.ctc_weight > 0 candidates are scored jointly with CTC prefix scores.
+    """
+    batch, k = enc.size(0), opts.beam_size
+    n = batch * k
+    ctc = None
+    if opts.ctc_weight > 0:
+        ctc = CTCPrefixScorer(model.ctc_log_probs(enc).repeat_interleave(k, 0), enc_lens.repeat_interleave(k))
+    # C = K is exact for attention-only scores; with CTC the attention ranking is only a
+    # pre-selection, so keep a few more (as ESPnet does). EOS is always scored: its CTC
+    # score (the whole labelling) can be high where the attention decoder's is not.
+    n_cand = k if ctc is None else int(1.5 * k)
+    enc, enc_lens = enc.repeat_interleave(k, 0), enc_lens.repeat_interleave(k)  # (N, T', D), (N,)
+    ys = torch.full((n, 1), SOS_ID, dtype=torch.long, device=enc.device)  # (N, 1 + step)
+    att = torch.zeros(n, device=enc.device)  # attention log-prob of each alive prefix
+    score = torch.zeros(batch, k, device=enc.device)  # search score of each alive prefix
+    score[:, 1:] = -math.inf  # one live start per utterance, not K copies of it
+    ctc_state = ctc.initial_state() if ctc is not None else None
+    finished: list[list[tuple[float, Hypothesis]]] = [[] for _ in range(batch)]
+    done = [False] * batch
+    max_len = max_lens.tolist()
+    w = opts.ctc_weight
+    eos = torch.tensor([EOS_ID], device=enc.device)
+
+    def finish(b: int, row: int, total: float, att_lp: float, ended: bool) -> None:
+        tokens = ys[row, 1:].tolist()
+        n_scored = len(tokens) + int(ended)
+        hyp = Hypothesis(tokens, total, _confidence(att_lp, n_scored))
+        finished[b].append((total / n_scored**opts.length_penalty, hyp))
+
+    for step in range(max(max_len) + 1):
+        for b in range(batch):
+            if not done[b] and step >= max_len[b]:
+                if len(finished[b]) < k:
+                    for j in range(k):
+                        if math.isfinite(score[b, j]):
+                            finish(b, b * k + j, float(score[b, j]), float(att[b * k + j]), ended=False)
+                done[b] = True
+        if all(done):
+            break
+        score[torch.tensor(done, device=enc.device)] = -math.inf  # done utterances propose nothing
+        log_probs = _next_log_probs(model, enc, enc_lens, ys)  # (N, V)
+        cand_lp, cand = log_probs.index_fill(1, eos, -math.inf).topk(min(n_cand, log_probs.size(-1)), -1)
+        cand_lp, cand = torch.cat([cand_lp, log_probs[:, eos]], 1), torch.cat([cand, eos.expand(n, 1)], 1)  # (N, C+1)
+        cand_att = att[:, None] + cand_lp  # (N, C)
+        cand_score = score.view(n, 1) + cand_lp
+        if ctc is not None:
+            ctc_psi, ctc_cand = ctc.score(ctc_state, cand)  # (N, C)
+            cand_score = (1 - w) * cand_att + w * ctc_psi
+            cand_score[~torch.isfinite(score.view(n))] = -math.inf
+        top, idx = cand_score.view(batch, -1).topk(2 * k, -1)  # (B, 2K), best first
+        src = idx // cand.size(1) + torch.arange(batch, device=enc.device)[:, None] * k  # (B, 2K) rows in N
+        tok = cand.view(batch, -1).gather(1, idx)
+        top_att = cand_att.view(batch, -1).gather(1, idx)
+        is_eos = tok == EOS_ID
+        alive_before = torch.cumsum(~is_eos, 1) - (~is_eos).long()  # non-EOS ranked above
+        # each prefix proposes EOS once, so 2K candidates hold >= K non-EOS ones
+        keep = ~is_eos & (alive_before < k)  # exactly K per utterance
+        ends = is_eos & (alive_before < k) & torch.isfinite(top)
+        for b, j in ends.nonzero().tolist():
+            finish(b, int(src[b, j]), float(top[b, j]), float(top_att[b, j]), ended=True)
+        rows = src[keep]  # (N,) in rank order per utterance
+        ys = torch.cat([ys[rows], tok[keep][:, None]], 1)
+        att, score = top_att[keep], top[keep].view(batch, k)
+        if ctc is not None:
+            ctc_state = ctc_cand.pick(rows, (idx % cand.size(1))[keep])
+        done = [d or len(f) >= k for d, f in zip(done, finished)]
+    # never empty: every step some prefix (or its EOS) has a finite score
+    return [max(f, key=lambda x: x[0])[1] for f in finished]
+
+
+def ctc_greedy_search(log_probs: Tensor, lens: Tensor) -> list[Hypothesis]:
+    """Best CTC label per frame, repeats collapsed, blanks dropped: log_probs (B, T', V), lens (B,).
+
+    score = log-prob of that best path; confidence = exp(mean over emitted tokens of the
+    best log-prob within each token's run of frames), or over all frames if none is emitted.
+    """
+    best_lp, best = log_probs.float().max(-1)  # (B, T'), (B, T')
+    hyps = []
+    for frame_lp, ids, n in zip(best_lp, best, lens.tolist()):
+        frame_lp, ids = frame_lp[:n], ids[:n]
+        run_start = torch.ones_like(ids, dtype=torch.bool)  # (T',) first frame of each run
+        run_start[1:] = ids[1:] != ids[:-1]
+        emit = run_start & (ids != BLANK_ID)
+        run = torch.cumsum(run_start.long(), 0) - 1  # run index of every frame
+        run_lp = frame_lp.new_full((int(run_start.sum()),), -math.inf).scatter_reduce(0, run, frame_lp, "amax")
+        token_lp = run_lp[run[emit]]
+        per_unit = token_lp if len(token_lp) else frame_lp
+        confidence = math.exp(per_unit.mean()) if len(per_unit) else 0.0
+        hyps.append(Hypothesis(ids[emit].tolist(), float(frame_lp.sum()), confidence))
+    return hyps
+
+
+def cross_attention(model, enc: Tensor, enc_lens: Tensor, tokens: list[list[int]]) -> list[Tensor]:
+    """Cross-attention while each token was predicted, mean over heads and layers.
+
+    enc: (B, T', D); one token list per utterance -> one (U_b, T'_b) CPU tensor each, row u
+    being the query that predicted token u.
+    """
+    ys = torch.full((len(tokens), 1 + max(map(len, tokens))), PAD_ID, dtype=torch.long)  # (B, 1 + U)
+    ys[:, 0] = SOS_ID
+    for row, seq in zip(ys, tokens):
+        row[1 : 1 + len(seq)] = torch.tensor(seq, dtype=torch.long)
+    _, attn = model.decode(enc, enc_lens, ys.to(enc.device), need_attention=True)  # L x (B, H, 1 + U, T')
+    mean = torch.stack(attn).float().mean(dim=(0, 2)).cpu()  # (B, 1 + U, T')
+    return [m[: len(seq), :n] for m, seq, n in zip(mean, tokens, enc_lens.tolist())]
+
+
+@dataclass(frozen=True)
+class CTCPrefixState:
+    """CTC forward variables of prefixes g (or of candidates g + c: extra trailing dim C).
+
+    Index t + 1 holds frame t (index 0 = before the first frame):
+      r[t + 1, ..., 0] = log P(frames 0..t emit g, frame t on g's last token)  (r^n)
+      r[t + 1, ..., 1] = log P(frames 0..t emit g, frame t blank)              (r^b)
+    """
+
+    r: Tensor  # (T' + 1, N, 2) or (T' + 1, N, C, 2)
+    last: Tensor  # (N,) or (N, C): last token, SOS_ID for the empty prefix
+    length: int  # tokens in every prefix (the beam grows them in lockstep)
+
+    def pick(self, rows: Tensor, cols: Tensor) -> CTCPrefixState:
+        """Candidates (rows[i], cols[i]) of a (N, C) state become the new prefixes (N,)."""
+        return CTCPrefixState(self.r[:, rows, cols], self.last[rows, cols], self.length)
+
+
+class CTCPrefixScorer:
+    """CTC prefix scores of many hypotheses at once (Watanabe et al., 2017, Algorithm 2).
+
+    For h = g + c the prefix score is psi(h) = log P(the CTC labelling starts with h)
+        = log sum_t phi[t - 1] * p_t(c),  phi[t] = r^n_t(g) + r^b_t(g)  (only r^b_t(g) if c
+    repeats g's last token, which needs a blank in between); for c = EOS it is the
+    probability that the labelling is exactly g: r^n_{T-1}(g) + r^b_{T-1}(g).
+    Loops over frames; vectorised over the N prefixes and their C candidates.
+    """
+
+    def __init__(self, log_probs: Tensor, lens: Tensor) -> None:
+        # log_probs: (N, T', V) CTC log-probs, one row per prefix; lens: (N,) valid frames
+        self.x = log_probs.float().transpose(0, 1)  # (T', N, V)
+        self.lens = lens
+
+    def initial_state(self) -> CTCPrefixState:
+        """The empty prefix: all frames blank."""
+        frames, n, _ = self.x.shape
+        r = self.x.new_full((frames + 1, n, 2), -math.inf)
+        r[0, :, 1] = 0.0
+        r[1:, :, 1] = torch.cumsum(self.x[:, :, BLANK_ID], 0)
+        last = torch.full((n,), SOS_ID, dtype=torch.long, device=self.x.device)
+        return CTCPrefixState(r, last, 0)
+
+    def score(self, state: CTCPrefixState, cand: Tensor) -> tuple[Tensor, CTCPrefixState]:
+        """Prefix scores of g + c for candidates cand (N, C) -> psi (N, C) and their state."""
+        frames, n, _ = self.x.shape
+        x_c = self.x.gather(2, cand[None].expand(frames, -1, -1))  # (T', N, C)
+        x_blank = self.x[:, :, BLANK_ID, None]  # (T', N, 1)
+        r_g = state.r  # (T' + 1, N, 2)
+        phi = torch.logaddexp(r_g[..., 0], r_g[..., 1])[..., None]  # (T' + 1, N, 1)
+        phi = torch.where(cand == state.last[:, None], r_g[..., 1:], phi)  # (T' + 1, N, C)
+        r = x_c.new_full((frames + 1, *cand.shape, 2), -math.inf)  # (T' + 1, N, C, 2)
+        # g + c has length + 1 tokens, so it cannot be complete before frame `length`
+        for t in range(state.length, frames):
+            r[t + 1, ..., 0] = torch.logaddexp(r[t, ..., 0], phi[t]) + x_c[t]
+            r[t + 1, ..., 1] = torch.logaddexp(r[t, ..., 0], r[t, ..., 1]) + x_blank[t]
+        valid = torch.arange(frames, device=self.x.device)[:, None] < self.lens  # (T', N)
+        psi = torch.logsumexp((phi[:-1] + x_c).masked_fill(~valid[..., None], -math.inf), 0)  # (N, C)
+        last_frame = self.lens.view(1, n, 1).expand(1, n, 2)  # index T'_n = frame T'_n - 1
+        complete = torch.logsumexp(r_g.gather(0, last_frame)[0], -1)  # (N,)
+        psi = torch.where(cand == EOS_ID, complete[:, None], psi)
+        return psi, CTCPrefixState(r, cand, state.length + 1)

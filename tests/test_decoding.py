@@ -1,0 +1,222 @@
+"""Search correctness on randomly initialised real models fed real FSDD speech."""
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from asr.config import FeatureConfig, ModelConfig
+from asr.audio import load_audio
+from asr.decoding import CTCPrefixScorer, DecodeOptions, ctc_greedy_search, decode
+from asr.features import compute_cmvn, fbank
+from asr.model import ASRModel
+from asr.tokenizer import BLANK_ID, EOS_ID, SOS_ID
+
+RECORDINGS = ["7_theo_36.wav", "7_jackson_8.wav", "0_yweweler_11.wav", "3_george_23.wav"]  # 2.2 s .. 0.3 s
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Many tiny ops: on a shared, busy CPU extra intra-op threads only wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def speech(fsdd_dir) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real log-mels of utterances of different lengths: feats (B, T, 80), lens (B,)."""
+    feats = [fbank(torch.from_numpy(load_audio(fsdd_dir / "recordings" / name)), FeatureConfig()) for name in RECORDINGS]
+    lens = torch.tensor([f.size(0) for f in feats])
+    return torch.nn.utils.rnn.pad_sequence(feats, batch_first=True), lens
+
+
+def make_model(speech, seed: int, vocab_size: int = 12, ctc: bool = True, eos_bias: float = 0.0) -> ASRModel:
+    """A small randomly initialised model. Such a model rarely ends a sentence, so eos_bias
+    (added to the EOS logit) chooses between mostly-cut and mostly-EOS-ended hypotheses."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig(d_model=64, n_heads=2, d_ff=128, encoder_layers=2, decoder_layers=2, conv_channels=16, ctc=ctc)
+    model = ASRModel(cfg, vocab_size)
+    feats, lens = speech
+    model.set_cmvn(*compute_cmvn(f[:n] for f, n in zip(feats, lens)))
+    with torch.no_grad():
+        model.decoder.output.bias[EOS_ID] += eos_bias
+    return model.eval()
+
+
+@torch.inference_mode()
+def teacher_forced(model, feats, lens, tokens: list[int], ended: bool) -> tuple[float, float | None]:
+    """(attention log-prob, CTC log-prob or None) of one utterance's tokens (+ EOS if ended)."""
+    enc, enc_lens = model.encode(feats[None], lens[None])
+    logits, _ = model.decode(enc, enc_lens, torch.tensor([[SOS_ID] + tokens]))
+    targets = torch.tensor(tokens + [EOS_ID] if ended else tokens, dtype=torch.long)
+    att = logits[0, : len(targets)].log_softmax(-1).gather(1, targets[:, None]).sum()
+    if not (ended and model.has_ctc):
+        return float(att), None
+    log_probs = model.ctc_log_probs(enc).transpose(0, 1)  # (T', 1, V)
+    ctc = -F.ctc_loss(log_probs, torch.tensor([tokens]), enc_lens, torch.tensor([len(tokens)]), blank=BLANK_ID, reduction="sum")
+    return float(att), float(ctc)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"method": "viterbi"}, "method"),
+        ({"beam_size": 0}, "beam_size"),
+        ({"beam_size": 2.0}, "beam_size"),
+        ({"length_penalty": -1.0}, "length_penalty"),
+        ({"max_len_ratio": float("nan")}, "max_len_ratio"),
+        ({"min_max_len": 0}, "min_max_len"),
+        ({"ctc_weight": 1.0}, "ctc_weight"),
+    ],
+)
+def test_invalid_options_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DecodeOptions(**kwargs)
+
+
+def test_ctc_decoding_needs_a_ctc_head_and_eval_mode(speech):
+    feats, lens = speech
+    model = make_model(speech, 0, ctc=False)
+    for opts in (DecodeOptions("ctc_greedy"), DecodeOptions(ctc_weight=0.3)):
+        with pytest.raises(ValueError, match="CTC head"):
+            decode(model, feats, lens, opts)
+    with pytest.raises(ValueError, match="eval"):
+        decode(model.train(), feats, lens, DecodeOptions("greedy"))
+
+
+@pytest.mark.parametrize("seed, vocab_size, eos_bias", [(0, 12, 0.0), (0, 12, 1.0), (2, 30, 1.0), (3, 12, 1.0)])
+def test_beam_of_one_is_greedy(speech, seed, vocab_size, eos_bias):
+    model = make_model(speech, seed, vocab_size, eos_bias=eos_bias)
+    greedy = decode(model, *speech, DecodeOptions("greedy"))
+    beam = decode(model, *speech, DecodeOptions("beam", beam_size=1))
+    assert [h.tokens for h in beam] == [h.tokens for h in greedy]
+    assert [h.score for h in beam] == pytest.approx([h.score for h in greedy], abs=1e-4)
+
+
+@pytest.mark.parametrize("eos_bias", [0.0, 1.0])
+@pytest.mark.parametrize("opts", [DecodeOptions("greedy"), DecodeOptions(beam_size=4), DecodeOptions(beam_size=4, ctc_weight=0.4)])
+def test_scores_are_the_model_log_probs_of_the_tokens(speech, opts, eos_bias):
+    """Beam bookkeeping (back-pointers, EOS, CTC state) must reproduce teacher-forced scores."""
+    feats, lens = speech
+    model = make_model(speech, 2, vocab_size=30, eos_bias=eos_bias)
+    max_lens = opts.max_lens(model.encode(feats, lens)[1]).tolist()
+    for hyp, f, n, max_len in zip(decode(model, feats, lens, opts), feats, lens, max_lens):
+        ended = len(hyp.tokens) < max_len  # only a hypothesis at the maximum length is cut without EOS
+        att, ctc = teacher_forced(model, f, n, hyp.tokens, ended)
+        expected = att if ctc is None else (1 - opts.ctc_weight) * att + opts.ctc_weight * ctc
+        assert hyp.score == pytest.approx(expected, abs=1e-3)
+        assert hyp.confidence == pytest.approx(math.exp(att / (len(hyp.tokens) + ended)), rel=1e-3)
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
+def test_exhaustive_beam_finds_the_best_sequence(speech, length_penalty):
+    """Vocabulary {UNK, 5, 6} + EOS, at most 3 tokens: 40 beams hold every prefix, so beam
+    search must return the best of all sequences, and never do worse than greedy."""
+    feats, lens = speech[0][2:3], speech[1][2:3]
+    model = make_model(speech, 4, vocab_size=7)
+    opts = DecodeOptions(beam_size=40, length_penalty=length_penalty, max_len_ratio=0.0, min_max_len=3)
+    candidates = [list(seq) for n in range(4) for seq in itertools.product([2, 5, 6], repeat=n)]
+
+    def normalised(tokens: list[int], score: float) -> float:
+        return score / (len(tokens) + (len(tokens) < 3)) ** length_penalty
+
+    brute = max(candidates, key=lambda t: normalised(t, teacher_forced(model, feats[0], lens[0], t, len(t) < 3)[0]))
+    beam = decode(model, feats, lens, opts)[0]
+    greedy = decode(model, feats, lens, DecodeOptions("greedy", max_len_ratio=0.0, min_max_len=3))[0]
+    assert beam.tokens == brute
+    assert normalised(beam.tokens, beam.score) >= normalised(greedy.tokens, greedy.score) - 1e-6
+
+
+def test_max_len_is_respected(speech):
+    feats, lens = speech
+    model = make_model(speech, 5, eos_bias=-1e4)  # a real model that never wants to stop
+    opts = dict(max_len_ratio=0.2, min_max_len=3)
+    max_lens = DecodeOptions(**opts).max_lens(model.encode(feats, lens)[1]).tolist()
+    assert max_lens[0] > 3 and max_lens[-1] == 3  # both the ratio and the floor apply
+    for extra in [dict(method="greedy"), dict(beam_size=3), dict(beam_size=3, ctc_weight=0.3)]:
+        hyps = decode(model, feats, lens, DecodeOptions(**opts, **extra))
+        assert [len(h.tokens) for h in hyps] == max_lens
+
+
+@pytest.mark.parametrize(
+    "opts", [DecodeOptions("greedy"), DecodeOptions(beam_size=3), DecodeOptions(beam_size=3, ctc_weight=0.5), DecodeOptions("ctc_greedy")]
+)
+def test_batch_decode_equals_one_by_one(speech, opts):
+    """Padding must not change any utterance's result."""
+    feats, lens = speech
+    model = make_model(speech, 6, eos_bias=1.0)
+    batched = decode(model, feats, lens, opts)
+    for i, hyp in enumerate(batched):
+        alone = decode(model, feats[i : i + 1, : lens[i]], lens[i : i + 1], opts)[0]
+        assert hyp.tokens == alone.tokens
+        assert hyp.score == pytest.approx(alone.score, abs=1e-4)
+        if opts.method != "ctc_greedy":
+            torch.testing.assert_close(hyp.attention, alone.attention, atol=1e-5, rtol=1e-4)
+
+
+def test_attention_and_confidence_of_hypotheses(speech):
+    feats, lens = speech
+    model = make_model(speech, 7, eos_bias=-1e4)  # no empty hypotheses
+    enc, enc_lens = model.encode(feats, lens)
+    for i, hyp in enumerate(decode(model, feats, lens, DecodeOptions(beam_size=2))):
+        n = int(enc_lens[i])
+        assert hyp.attention.shape == (len(hyp.tokens), n) and hyp.tokens
+        torch.testing.assert_close(hyp.attention.sum(-1), torch.ones(len(hyp.tokens)))  # rows are distributions
+        # row u: the decoder step that emitted token u, i.e. the one fed SOS + tokens[:u]
+        _, attn = model.decode(enc[i : i + 1], enc_lens[i : i + 1], torch.tensor([[SOS_ID] + hyp.tokens[:-1]]), True)
+        torch.testing.assert_close(hyp.attention, torch.stack(attn).mean(dim=(0, 2))[0, : len(hyp.tokens), :n])
+        assert 0.0 <= hyp.confidence <= 1.0
+    for hyp in decode(model, feats, lens, DecodeOptions("ctc_greedy")):
+        assert hyp.attention is None and 0.0 <= hyp.confidence <= 1.0
+
+
+def test_ctc_greedy_collapses_repeats_and_drops_blanks():
+    b, frames = BLANK_ID, [BLANK_ID, 5, 5, BLANK_ID, 5, 6, 6, BLANK_ID, 7, 7, 8]
+    logits = torch.full((2, len(frames), 10), -4.0)
+    for t, label in enumerate(frames):
+        logits[:, t, label] = 0.0
+    log_probs = logits.log_softmax(-1)  # (2, 11, 10)
+    full, short = ctc_greedy_search(log_probs, torch.tensor([len(frames), 8]))
+    assert full.tokens == [5, 5, 6, 7, 8] and short.tokens == [5, 5, 6]
+    assert full.score == pytest.approx(float(log_probs[0].max(-1).values.sum()))
+    assert full.confidence == pytest.approx(math.exp(float(log_probs[0, 0, b])))  # every frame equally sure
+    assert ctc_greedy_search(log_probs[:, :1], torch.tensor([1, 1]))[0].tokens == []
+
+
+def test_ctc_prefix_score_of_a_full_sequence_is_minus_ctc_loss():
+    torch.manual_seed(0)
+    log_probs = torch.randn(4, 12, 9).log_softmax(-1)  # (N, T, V)
+    lens = torch.tensor([12, 9, 7, 4])
+    targets = torch.tensor([[5, 5, 6], [7, 2, 7], [6, 6, 6], [5, 5, 5]])  # last: needs 5 frames, has 4
+    scorer = CTCPrefixScorer(log_probs, lens)
+    state = scorer.initial_state()
+    rows = torch.arange(4)
+    for u in range(targets.size(1)):
+        cand = torch.stack([(targets[:, u] + 1) % 9, targets[:, u]], 1)  # (N, 2): the target in column 1
+        _, cand_state = scorer.score(state, cand)
+        state = cand_state.pick(rows, torch.ones(4, dtype=torch.long))
+    psi, _ = scorer.score(state, torch.full((4, 1), EOS_ID))
+    expected = -F.ctc_loss(log_probs.transpose(0, 1), targets, lens, torch.full((4,), 3), blank=BLANK_ID, reduction="none")
+    torch.testing.assert_close(psi[:, 0], expected.float())
+    assert psi[3, 0] == -math.inf
+    empty, _ = scorer.score(scorer.initial_state(), torch.full((4, 1), EOS_ID))
+    torch.testing.assert_close(empty[:, 0], torch.stack([log_probs[i, :n, BLANK_ID].sum() for i, n in enumerate(lens)]))
+
+
+def test_ctc_prefix_scores_of_all_extensions_add_up():
+    """P(labelling starts with g) = sum_c P(starts with g + c) + P(labelling is g)."""
+    torch.manual_seed(1)
+    logits = torch.randn(3, 10, 8)
+    logits[..., [SOS_ID, EOS_ID]] = -math.inf  # SOS and EOS are no CTC labels here
+    scorer = CTCPrefixScorer(logits.log_softmax(-1), torch.tensor([10, 8, 5]))
+    labels = torch.tensor([0, 2, 5, 6, 7])
+    cand = torch.cat([labels, torch.tensor([EOS_ID])]).expand(3, -1)  # (N, 6)
+    state, prefix = scorer.initial_state(), torch.zeros(3)
+    for _ in range(3):  # g = (), (5,), (5, 5)
+        psi, cand_state = scorer.score(state, cand)
+        torch.testing.assert_close(torch.logsumexp(psi, 1), prefix)
+        state, prefix = cand_state.pick(torch.arange(3), torch.full((3,), 2)), psi[:, 2]
