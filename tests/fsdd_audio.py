@@ -44,9 +44,9 @@ def connected_digits(
     return np.concatenate(parts), spans
 
 
-def wav_bytes(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+def wav_bytes(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, subtype: str = "PCM_16") -> bytes:
     buf = io.BytesIO()
-    sf.write(buf, wave, sample_rate, format="WAV", subtype="PCM_16")
+    sf.write(buf, wave, sample_rate, format="WAV", subtype=subtype)
     return buf.getvalue()
 
 
