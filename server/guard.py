@@ -59,14 +59,15 @@ class RequestGuard:
             return too_large(limit)
         if scope["path"] not in TRANSCRIPTION_PATHS:
             return None
+        close = {"Connection": "close"}
         if not self.authorized(headers.get(b"authorization")):
             return error_response(
                 401, "missing or wrong API key: send `Authorization: Bearer <key>`",
-                headers={"WWW-Authenticate": "Bearer", "Connection": "close"},
+                headers={"WWW-Authenticate": "Bearer", **close},
             )
-        retry = {"Retry-After": str(self.settings.retry_after_s), "Connection": "close"}
         if self.state.load_error is not None:
-            return error_response(503, f"the model failed to load: {self.state.load_error}", "model_error")
+            return error_response(503, f"the model failed to load: {self.state.load_error}", "model_error", close)
+        retry = {"Retry-After": str(self.settings.retry_after_s), **close}
         if not self.state.ready:
             return error_response(503, "the model is still loading; retry shortly", "model_loading", retry)
         if self.admitted >= self.settings.queue_size:
