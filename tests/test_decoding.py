@@ -29,7 +29,8 @@ def one_thread():
 @pytest.fixture(scope="module")
 def speech(fsdd_dir) -> tuple[torch.Tensor, torch.Tensor]:
     """Real log-mels of utterances of different lengths: feats (B, T, 80), lens (B,)."""
-    feats = [fbank(torch.from_numpy(load_audio(fsdd_dir / "recordings" / name)), FeatureConfig()) for name in RECORDINGS]
+    waves = [load_audio(fsdd_dir / "recordings" / name) for name in RECORDINGS]
+    feats = [fbank(torch.from_numpy(wave), FeatureConfig()) for wave in waves]
     lens = torch.tensor([f.size(0) for f in feats])
     return torch.nn.utils.rnn.pad_sequence(feats, batch_first=True), lens
 
@@ -57,7 +58,9 @@ def teacher_forced(model, feats, lens, tokens: list[int], ended: bool) -> tuple[
     if not (ended and model.has_ctc):
         return float(att), None
     log_probs = model.ctc_log_probs(enc).transpose(0, 1)  # (T', 1, V)
-    ctc = -F.ctc_loss(log_probs, torch.tensor([tokens]), enc_lens, torch.tensor([len(tokens)]), blank=BLANK_ID, reduction="sum")
+    ctc = -F.ctc_loss(
+        log_probs, torch.tensor([tokens]), enc_lens, torch.tensor([len(tokens)]), blank=BLANK_ID, reduction="sum"
+    )
     return float(att), float(ctc)
 
 
@@ -98,7 +101,9 @@ def test_beam_of_one_is_greedy(speech, seed, vocab_size, eos_bias):
 
 
 @pytest.mark.parametrize("eos_bias", [0.0, 1.0])
-@pytest.mark.parametrize("opts", [DecodeOptions("greedy"), DecodeOptions(beam_size=4), DecodeOptions(beam_size=4, ctc_weight=0.4)])
+@pytest.mark.parametrize(
+    "opts", [DecodeOptions("greedy"), DecodeOptions(beam_size=4), DecodeOptions(beam_size=4, ctc_weight=0.4)]
+)
 def test_scores_are_the_model_log_probs_of_the_tokens(speech, opts, eos_bias):
     """Beam bookkeeping (back-pointers, EOS, CTC state) must reproduce teacher-forced scores."""
     feats, lens = speech
@@ -143,7 +148,13 @@ def test_max_len_is_respected(speech):
 
 
 @pytest.mark.parametrize(
-    "opts", [DecodeOptions("greedy"), DecodeOptions(beam_size=3), DecodeOptions(beam_size=3, ctc_weight=0.5), DecodeOptions("ctc_greedy")]
+    "opts",
+    [
+        DecodeOptions("greedy"),
+        DecodeOptions(beam_size=3),
+        DecodeOptions(beam_size=3, ctc_weight=0.5),
+        DecodeOptions("ctc_greedy"),
+    ],
 )
 def test_batch_decode_equals_one_by_one(speech, opts):
     """Padding must not change any utterance's result."""
@@ -200,7 +211,9 @@ def test_ctc_prefix_score_of_a_full_sequence_is_minus_ctc_loss():
         _, cand_state = scorer.score(state, cand)
         state = cand_state.pick(rows, torch.ones(4, dtype=torch.long))
     psi, _ = scorer.score(state, torch.full((4, 1), EOS_ID))
-    expected = -F.ctc_loss(log_probs.transpose(0, 1), targets, lens, torch.full((4,), 3), blank=BLANK_ID, reduction="none")
+    expected = -F.ctc_loss(
+        log_probs.transpose(0, 1), targets, lens, torch.full((4,), 3), blank=BLANK_ID, reduction="none"
+    )
     torch.testing.assert_close(psi[:, 0], expected.float())
     assert psi[3, 0] == -math.inf
     empty, _ = scorer.score(scorer.initial_state(), torch.full((4, 1), EOS_ID))
