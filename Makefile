@@ -1,0 +1,23 @@
+# make install   -> .venv with torch/torchaudio 2.11 (CPU use) and this package (editable, with test extras)
+# make test      -> the whole test suite (installs first if needed)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH := torch==2.11.* torchaudio==2.11.*
+
+.PHONY: install test system-deps
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Debian packages used by the recipe (espeak-ng voices) and the browser test (chromium).
+system-deps:
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng chromium chromium-driver
+
+test: install
+	$(VENV)/bin/pytest -q

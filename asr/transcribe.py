@@ -1,0 +1,144 @@
+"""The Transcriber: audio in, text (with segments, word times, confidence) out.
+
+The one object the CLI and the web service call. Long recordings are cut at quiet
+points into pieces close to the training lengths (asr/segment.py); all pieces of all
+inputs are decoded together in length-bounded batches, then put back in order.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from asr.alignment import AlignmentError, attention_word_times, ctc_word_times
+from asr.audio import load_audio
+from asr.decoding import DecodeOptions, Hypothesis, decode
+from asr.features import fbank
+from asr.model import PRETRAINED_DIR, load_model_dir
+from asr.segment import Piece, SegmentConfig, batch_pieces, split_long_audio
+
+AudioInput = Union[np.ndarray, str, Path, bytes, BinaryIO]
+
+
+@dataclass
+class Segment:
+    start: float  # seconds
+    end: float
+    text: str
+
+
+@dataclass
+class Word:
+    word: str
+    start: float
+    end: float
+
+
+@dataclass
+class Transcription:
+    text: str
+    duration: float  # seconds of audio
+    segments: list[Segment]
+    confidence: float  # in [0, 1]: mean of the segments' confidences, weighted by length
+    words: list[Word] = field(default_factory=list)  # filled when timestamps are asked for
+    timing_source: Optional[str] = None  # "ctc" (forced alignment) | "attention" | None
+    attention: Optional[np.ndarray] = None  # (U, T') cross-attention of a one-piece input
+    tokens: list[str] = field(default_factory=list)
+    processing_time: float = 0.0  # seconds
+
+
+class Transcriber:
+    def __init__(self, model, tokenizer, cfg, name: str, device: str = "cpu"):
+        self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
+        self.model_name = name
+        self.device = torch.device(device)
+        self.sample_rate = cfg.features.sample_rate
+        self.frame_seconds = cfg.features.frame_shift_ms / 1000 * model.subsampling_factor
+        inf = cfg.inference
+        self.segment_cfg = SegmentConfig(max_seconds=inf.max_segment_seconds, min_seconds=inf.min_segment_seconds)
+
+    @classmethod
+    def load(cls, model_dir: Optional[str | Path] = None, device: str = "cpu") -> "Transcriber":
+        path = Path(model_dir) if model_dir is not None else PRETRAINED_DIR
+        model, tokenizer, cfg = load_model_dir(path, device)
+        return cls(model, tokenizer, cfg, path.resolve().name, device)
+
+    def load_audio(self, audio: AudioInput, max_seconds: Optional[float] = None) -> np.ndarray:
+        if isinstance(audio, np.ndarray):
+            return audio.astype(np.float32, copy=False)
+        return load_audio(audio, self.sample_rate, max_seconds=max_seconds)
+
+    def transcribe(
+        self, audio: AudioInput, opts: DecodeOptions = DecodeOptions(), timestamps: bool = False
+    ) -> Transcription:
+        return self.transcribe_batch([audio], opts, timestamps)[0]
+
+    def transcribe_batch(
+        self, audios: Sequence[AudioInput], opts: DecodeOptions = DecodeOptions(), timestamps: bool = False
+    ) -> list[Transcription]:
+        start = time.perf_counter()
+        waves = [self.load_audio(a) for a in audios]  # each (N,) float32 at self.sample_rate
+        pieces = [(w, p) for w, wave in enumerate(waves) for p in split_long_audio(wave, self.sample_rate, self.segment_cfg)]
+        feats = [fbank(torch.from_numpy(waves[w][p.start : p.end]), self.cfg.features) for w, p in pieces]
+        hyps: list[Optional[Hypothesis]] = [None] * len(pieces)
+        max_frames = int(self.cfg.inference.max_batch_seconds * 1000 / self.cfg.features.frame_shift_ms)
+        for idx in batch_pieces([f.size(0) for f in feats], max_frames):
+            batch_feats = torch.nn.utils.rnn.pad_sequence([feats[i] for i in idx], batch_first=True)  # (B, T, F)
+            lens = torch.tensor([feats[i].size(0) for i in idx])
+            for i, hyp in zip(idx, decode(self.model, batch_feats.to(self.device), lens.to(self.device), opts)):
+                hyps[i] = hyp
+        results = []
+        for w, wave in enumerate(waves):
+            mine = [(p, h, f) for (ww, p), h, f in zip(pieces, hyps, feats) if ww == w]
+            results.append(self._assemble(wave, mine, timestamps))
+        elapsed = time.perf_counter() - start
+        for r in results:
+            r.processing_time = elapsed
+        return results
+
+    def _assemble(self, wave: np.ndarray, pieces: list[tuple[Piece, Hypothesis, torch.Tensor]], timestamps: bool):
+        sr = self.sample_rate
+        segments, words, tokens, confidences, weights = [], [], [], [], []
+        source = None
+        for piece, hyp, feats in pieces:
+            text = self.tokenizer.decode(hyp.tokens)
+            offset = piece.start / sr
+            segments.append(Segment(round(offset, 3), round(piece.end / sr, 3), text))
+            tokens += [self.tokenizer.id_to_token(t) for t in hyp.tokens]
+            confidences.append(hyp.confidence)
+            weights.append(piece.num_samples)
+            if timestamps and hyp.tokens:
+                source, times = self._word_times(hyp, feats, piece.num_samples / sr)
+                groups = self.tokenizer.tokens_to_words(hyp.tokens)
+                words += [Word(g[0], round(offset + s, 3), round(offset + e, 3)) for g, (s, e) in zip(groups, times)]
+        single = pieces[0][1].attention if len(pieces) == 1 else None
+        return Transcription(
+            text=" ".join(s.text for s in segments if s.text),
+            duration=len(wave) / sr,
+            segments=segments,
+            confidence=float(np.average(confidences, weights=weights)),
+            words=words,
+            timing_source=source if timestamps else None,
+            attention=single.float().cpu().numpy() if single is not None else None,
+            tokens=tokens,
+        )
+
+    def _word_times(self, hyp: Hypothesis, feats: torch.Tensor, duration: float):
+        """Word (start, end) in seconds within the piece: CTC forced alignment when the model
+        has a CTC head (and the tokens fit its frames), else the monotonic cross-attention."""
+        groups = self.tokenizer.tokens_to_words(hyp.tokens)
+        if self.model.has_ctc:
+            with torch.inference_mode():
+                x = feats.unsqueeze(0).to(self.device)
+                enc, enc_lens = self.model.encode(x, torch.tensor([feats.size(0)], device=self.device))
+                log_probs = self.model.ctc_log_probs(enc)[0, : enc_lens[0]].cpu()  # (T', V)
+            try:
+                return "ctc", ctc_word_times(log_probs, hyp.tokens, groups, self.frame_seconds, duration)
+            except AlignmentError:
+                pass  # more tokens than CTC frames can hold: fall back to the attention
+        return "attention", attention_word_times(hyp.attention.cpu(), groups, self.frame_seconds, duration)

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Connected-digit recipe (FSDD + espeak-ng voices): data -> train -> decode -> score.
+#
+#   ./run.sh                              # everything; FSDD from ../../../shared/data/fsdd if present, else downloaded
+#   ./run.sh --fsdd /path/to/fsdd         # use a local FSDD copy (no network needed)
+#   ./run.sh --stage 4 --stop-stage 4     # only training (resumes from the last checkpoint if interrupted)
+#   ./run.sh --stage 4 --tag noguided --set loss.guided_weight=0   # an ablation in exp/noguided
+#
+# Stages (each skips work already done):
+#   0 download   find or fetch FSDD                      -> data/fsdd_path
+#   1 connected  connected-digit utterances from FSDD    -> data/{train,valid,dev,dev_single}
+#   2 synth      espeak-ng voices for training           -> data/train_synth
+#   3 combine    train + train_synth                     -> data/train_all
+#   4 train      asr train conf/train.yaml               -> exp/TAG/model
+#   5 decode     beam search and greedy on dev sets      -> exp/TAG/decode_*/hyp
+#   6 score      asr wer                                 -> exp/TAG/decode_*/wer.{txt,json}
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=0
+stop_stage=6
+fsdd=""
+config=conf/train.yaml
+tag=transformer_guided
+num_synth=3000
+beam=5
+overrides=()
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --fsdd) fsdd=$2; shift 2 ;;
+    --config) config=$2; shift 2 ;;
+    --tag) tag=$2; shift 2 ;;
+    --num-synth) num_synth=$2; shift 2 ;;
+    --beam) beam=$2; shift 2 ;;
+    --set) overrides+=(--set "$2"); shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+repo=$(cd ../.. && pwd)
+if [ -x "$repo/.venv/bin/asr" ]; then
+  bin="$repo/.venv/bin"
+else
+  bin="$(dirname "$(command -v python3)")"
+fi
+python="$bin/python"
+asr="$bin/asr"
+exp=exp/$tag
+
+run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+log() { echo "$(date '+%H:%M:%S') stage $*"; }
+
+if run 0; then
+  log "0: download"
+  if [ -z "$fsdd" ] && [ -d ../../../shared/data/fsdd/recordings ]; then fsdd=../../../shared/data/fsdd; fi
+  if [ -n "$fsdd" ]; then
+    "$python" local/download.py --data data --local "$fsdd"
+  else
+    "$python" local/download.py --data data
+  fi
+fi
+
+if run 1; then
+  log "1: connected digits"
+  "$python" local/make_connected.py --data data
+fi
+
+if run 2; then
+  log "2: espeak-ng voices"
+  "$python" local/synth_espeak.py --data data --num-utts "$num_synth"
+fi
+
+if run 3; then
+  log "3: combine"
+  "$python" local/combine.py data/train_all data/train data/train_synth
+fi
+
+if run 4; then
+  log "4: train ($exp)"
+  if [ -f "$exp/model/model.safetensors" ]; then
+    echo "$exp/model exists: skipping training (delete it to train again)"
+  else
+    start=$(date +%s)
+    "$asr" train "$config" --set "train.exp_dir=$exp" ${overrides[@]+"${overrides[@]}"}
+    echo "training wall time: $(( $(date +%s) - start )) s" | tee "$exp/train_time.txt"
+  fi
+fi
+
+decodes=("dev beam --beam-size $beam" "dev greedy" "dev ctc_greedy" "dev_single beam --beam-size $beam")
+
+if run 5; then
+  log "5: decode"
+  for d in "${decodes[@]}"; do
+    read -r set method extra <<<"$d"
+    out=$exp/decode_${set}_${method}
+    if [ -f "$out/hyp" ]; then echo "$out/hyp exists: skipping"; continue; fi
+    mkdir -p "$out"
+    start=$(date +%s.%N)
+    "$asr" decode --model "$exp/model" --data "data/$set" --out "$out/hyp.tmp" --decoder "$method" $extra
+    end=$(date +%s.%N)
+    audio=$(awk '{s += $2} END {print s}' "data/$set/utt2dur")
+    awk -v s="$start" -v e="$end" -v a="$audio" -v n="$set $method" \
+      'BEGIN {printf "%s: %.1f s for %.1f s of audio, RTF %.4f (includes model loading)\n", n, e - s, a, (e - s) / a}' \
+      | tee "$out/speed.txt"
+    mv "$out/hyp.tmp" "$out/hyp"
+  done
+fi
+
+if run 6; then
+  log "6: score"
+  for d in "${decodes[@]}"; do
+    read -r set method extra <<<"$d"
+    out=$exp/decode_${set}_${method}
+    "$asr" wer "data/$set/text" "$out/hyp" --worst 20 > "$out/wer.txt"
+    "$asr" wer "data/$set/text" "$out/hyp" --json > "$out/wer.json"
+    echo "== $set $method"
+    head -3 "$out/wer.txt"
+  done
+fi
