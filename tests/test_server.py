@@ -166,3 +166,16 @@ def test_metrics_count_requests_latency_audio_and_queue(live_server, digits_file
     assert metric(text, 'asr_request_latency_seconds_count{endpoint="/transcribe"}') >= 2
     assert metric(text, "asr_audio_seconds_total") >= digits_file[3]
     assert metric(text, "asr_queue_depth") == 0
+
+
+def test_health_answers_at_once_while_long_audio_is_transcribed(live_server, fsdd_dir):
+    wave, _ = connected_digits(fsdd_dir, "".join(digit_strings(16, seed=9, min_len=6, max_len=6)), SPEAKER)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        long_request = pool.submit(post, live_server, wav_bytes(wave))
+        latencies = []
+        while not long_request.done():
+            response = httpx.get(live_server.url + "/health")
+            assert response.status_code == 200
+            latencies.append(response.elapsed.total_seconds())
+        assert long_request.result().status_code == 200
+    assert len(latencies) >= 3 and max(latencies) < 0.5  # inference does not block the event loop
