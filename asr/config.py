@@ -29,6 +29,9 @@ class FeatureConfig:
     num_mel_bins: int = 80
     frame_length_ms: float = 25.0
     frame_shift_ms: float = 10.0
+    low_freq: float = 20.0  # Hz: lowest mel filter edge
+    high_freq: float = 0.0  # Hz: highest mel filter edge; 0 = Nyquist. A model trained on
+    # telephone-band (8 kHz) audio should stop below 4 kHz, so wide-band input looks the same.
 
 
 @dataclass(frozen=True)

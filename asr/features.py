@@ -46,6 +46,8 @@ def fbank(wave: Tensor, cfg: FeatureConfig) -> Tensor:
         frame_length=cfg.frame_length_ms,
         frame_shift=cfg.frame_shift_ms,
         sample_frequency=cfg.sample_rate,
+        low_freq=cfg.low_freq,
+        high_freq=cfg.high_freq,
         dither=0.0,
     )
 

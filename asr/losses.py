@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from asr.model.mask import lengths_to_mask
 from asr.tokenizer import BLANK_ID
 
 IGNORE_INDEX = -100  # target value of padded positions in the cross-entropy
@@ -36,15 +35,18 @@ def ctc_loss(log_probs: Tensor, enc_lens: Tensor, tokens: Tensor, token_lens: Te
 
 
 def guided_attention_weights(out_lens: Tensor, in_lens: Tensor, U: int, T: int, sigma: float) -> Tensor:
-    """Penalty W[b, n, t] = 1 - exp(-(n/N_b - t/T_b)^2 / (2 sigma^2)) (Tachibana et al. 2017).
+    """Penalty W[b, n, t] = 1 - exp(-(n'/N_b - t'/T_b)^2 / (2 sigma^2)) (Tachibana et al. 2017).
 
-    Zero on the diagonal n/N = t/T, close to 1 far from it; zero outside the valid region.
+    n' = n + 1/2 and t' = t + 1/2 are the centres of token n and frame t: with N tokens
+    read evenly over T frames, token n sits around the middle of its share of the audio
+    (with n/N instead, a one-word utterance would be pulled to its leading silence).
+    W is zero on that diagonal, close to 1 far from it, and zero outside the valid region.
     out_lens: (B,) tokens N_b; in_lens: (B,) encoder frames T_b. Returns (B, U, T).
     """
-    n = torch.arange(U, device=out_lens.device)[None, :, None] / out_lens[:, None, None]  # (B, U, 1)
-    t = torch.arange(T, device=in_lens.device)[None, None, :] / in_lens[:, None, None]  # (B, 1, T)
+    n = (torch.arange(U, device=out_lens.device)[None, :, None] + 0.5) / out_lens[:, None, None]  # (B, U, 1)
+    t = (torch.arange(T, device=in_lens.device)[None, None, :] + 0.5) / in_lens[:, None, None]  # (B, 1, T)
     w = 1.0 - torch.exp(-((n - t) ** 2) / (2.0 * sigma**2))
-    valid = lengths_to_mask(out_lens, U)[:, :, None] & lengths_to_mask(in_lens, T)[:, None, :]
+    valid = (n < 1) & (t < 1)  # inside the utterance's N_b tokens and T_b frames
     return w * valid
 
 

@@ -190,7 +190,8 @@ class Trainer:
                 self.train_set, batch_sampler=batches, collate_fn=collate, num_workers=cfg.num_workers,
                 persistent_workers=False,
             )
-            bar = tqdm(loader, desc=f"epoch {self.state.epoch}", leave=False, dynamic_ncols=True)
+            # disable=None: a progress bar on a terminal, none in a log file (evaluations still print)
+            bar = tqdm(loader, desc=f"epoch {self.state.epoch}", leave=False, dynamic_ncols=True, disable=None)
             for batch in bar:
                 row = self._train_step(batch.to(self.device))
                 self.state.batch_in_epoch += 1

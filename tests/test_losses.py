@@ -10,18 +10,18 @@ from asr.losses import attention_ce_loss, guided_attention_loss, guided_attentio
 def diagonal(U, T):
     a = torch.zeros(U, T)
     for n in range(U):
-        a[n, round(n * T / U)] = 1.0
+        a[n, int((n + 0.5) * T / U)] = 1.0
     return a
 
 
 def test_weights_formula_and_padding():
-    W = guided_attention_weights(torch.tensor([4]), torch.tensor([8]), U=5, T=10, sigma=0.3)
-    assert W.shape == (1, 5, 10)
-    n, t = 1, 6
-    expected = 1 - math.exp(-((n / 4 - t / 8) ** 2) / (2 * 0.3**2))
+    W = guided_attention_weights(torch.tensor([4]), torch.tensor([12]), U=5, T=14, sigma=0.3)
+    assert W.shape == (1, 5, 14)
+    n, t = 1, 9
+    expected = 1 - math.exp(-(((n + 0.5) / 4 - (t + 0.5) / 12) ** 2) / (2 * 0.3**2))
     assert abs(W[0, n, t].item() - expected) < 1e-6
-    assert W[0, 2, 4] == 0  # exactly on the diagonal n/N == t/T
-    assert W[0, 4].abs().sum() == 0 and W[0, :, 8:].abs().sum() == 0  # padded rows / columns
+    assert W[0, 1, 4] == 0  # exactly on the diagonal (n + 1/2) / N == (t + 1/2) / T
+    assert W[0, 4].abs().sum() == 0 and W[0, :, 12:].abs().sum() == 0  # padded rows / columns
 
 
 def test_diagonal_attention_costs_less_than_anti_diagonal():

@@ -93,8 +93,9 @@ class ASRModel(nn.Module):
         zero = logits.new_zeros(())
         ctc = ctc_loss(self.ctc_log_probs(enc), enc_lens, tokens, token_lens) if self.has_ctc else zero
         guided = (
+            # The EOS row is left out: it has no share of the audio to sit on.
             guided_attention_loss(
-                attn, token_lens + 1, enc_lens, loss_cfg.guided_sigma, loss_cfg.guided_layers, loss_cfg.guided_heads
+                attn, token_lens, enc_lens, loss_cfg.guided_sigma, loss_cfg.guided_layers, loss_cfg.guided_heads
             )
             if need_attention
             else zero
