@@ -22,14 +22,18 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model directory (default: the shipped digits model)")
     p.add_argument("--decoder", choices=METHODS, default="beam", help="search method (default: beam)")
     p.add_argument("--beam-size", type=int, default=5)
-    p.add_argument("--ctc-weight", type=float, default=0.0, help="joint CTC/attention scoring in beam search")
+    p.add_argument("--ctc-weight", type=float, default=None,
+                   help="weight of CTC prefix scores in beam search (default: the model's inference.ctc_weight)")
     p.add_argument("--length-penalty", type=float, default=1.0)
     p.add_argument("--device", default="cpu")
 
 
-def decode_options(args: argparse.Namespace) -> DecodeOptions:
+def decode_options(args: argparse.Namespace, transcriber) -> DecodeOptions:
+    ctc_weight = args.ctc_weight
+    if ctc_weight is None:
+        ctc_weight = transcriber.default_options.ctc_weight if args.decoder == "beam" else 0.0
     return DecodeOptions(
-        method=args.decoder, beam_size=args.beam_size, ctc_weight=args.ctc_weight, length_penalty=args.length_penalty
+        method=args.decoder, beam_size=args.beam_size, ctc_weight=ctc_weight, length_penalty=args.length_penalty
     )
 
 
@@ -56,7 +60,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from asr.transcribe import Transcriber
 
     transcriber = Transcriber.load(args.model, args.device)
-    opts = decode_options(args)
+    opts = decode_options(args, transcriber)
     status = 0
     for path in args.files:
         try:
@@ -80,7 +84,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     utts = load_manifest(args.data)
     transcriber = Transcriber.load(args.model, args.device)
-    opts = decode_options(args)
+    opts = decode_options(args, transcriber)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w") as f:

@@ -32,6 +32,7 @@ class FeatureConfig:
     low_freq: float = 20.0  # Hz: lowest mel filter edge
     high_freq: float = 0.0  # Hz: highest mel filter edge; 0 = Nyquist. A model trained on
     # telephone-band (8 kHz) audio should stop below 4 kHz, so wide-band input looks the same.
+    utterance_cmn: bool = False  # subtract each utterance's mean log-mel: removes the channel/mic colour
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class InferenceConfig:
     max_segment_seconds: float = 20.0
     min_segment_seconds: float = 10.0
     max_batch_seconds: float = 160.0  # padded audio per decoding batch
+    ctc_weight: float = 0.0  # default weight of CTC prefix scores in beam search (models with a CTC head)
 
 
 @dataclass(frozen=True)

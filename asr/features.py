@@ -49,6 +49,7 @@ def fbank(wave: Tensor, cfg: FeatureConfig) -> Tensor:
         low_freq=cfg.low_freq,
         high_freq=cfg.high_freq,
         dither=0.0,
+        subtract_mean=cfg.utterance_cmn,
     )
 
 

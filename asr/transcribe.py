@@ -61,6 +61,8 @@ class Transcriber:
         self.frame_seconds = cfg.features.frame_shift_ms / 1000 * model.subsampling_factor
         inf = cfg.inference
         self.segment_cfg = SegmentConfig(max_seconds=inf.max_segment_seconds, min_seconds=inf.min_segment_seconds)
+        # The search the model was tuned for; callers override it per request.
+        self.default_options = DecodeOptions(ctc_weight=inf.ctc_weight if model.has_ctc else 0.0)
 
     @classmethod
     def load(cls, model_dir: Optional[str | Path] = None, device: str = "cpu") -> "Transcriber":
@@ -74,14 +76,15 @@ class Transcriber:
         return load_audio(audio, self.sample_rate, max_seconds=max_seconds)
 
     def transcribe(
-        self, audio: AudioInput, opts: DecodeOptions = DecodeOptions(), timestamps: bool = False
+        self, audio: AudioInput, opts: Optional[DecodeOptions] = None, timestamps: bool = False
     ) -> Transcription:
         return self.transcribe_batch([audio], opts, timestamps)[0]
 
     def transcribe_batch(
-        self, audios: Sequence[AudioInput], opts: DecodeOptions = DecodeOptions(), timestamps: bool = False
+        self, audios: Sequence[AudioInput], opts: Optional[DecodeOptions] = None, timestamps: bool = False
     ) -> list[Transcription]:
         start = time.perf_counter()
+        opts = opts or self.default_options
         waves = [self.load_audio(a) for a in audios]  # each (N,) float32 at self.sample_rate
         pieces = [(w, p) for w, wave in enumerate(waves) for p in split_long_audio(wave, self.sample_rate, self.segment_cfg)]
         feats = [fbank(torch.from_numpy(waves[w][p.start : p.end]), self.cfg.features) for w, p in pieces]
