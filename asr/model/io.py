@@ -26,6 +26,7 @@ def save_model_dir(path: str | Path, model: ASRModel, tokenizer: Tokenizer, cfg:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a model directory is meant to be shared
     save_config(cfg, tmp / "config.yaml")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(tmp / "model.safetensors"))

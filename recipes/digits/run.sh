@@ -90,20 +90,28 @@ if run 4; then
   fi
 fi
 
-decodes=("dev beam --beam-size $beam" "dev greedy" "dev ctc_greedy" "dev_single beam --beam-size $beam")
+# "set method tag options": each decode goes to exp/TAG/decode_SET_TAG
+decodes=(
+  "dev beam beam$beam --beam-size $beam"
+  "dev beam beam${beam}_ctc0.3 --beam-size $beam --ctc-weight 0.3"
+  "dev greedy greedy"
+  "dev ctc_greedy ctc_greedy"
+  "dev_single beam beam$beam --beam-size $beam"
+  "valid beam beam$beam --beam-size $beam"
+)
 
 if run 5; then
   log "5: decode"
   for d in "${decodes[@]}"; do
-    read -r set method extra <<<"$d"
-    out=$exp/decode_${set}_${method}
+    read -r set method name extra <<<"$d"
+    out=$exp/decode_${set}_${name}
     if [ -f "$out/hyp" ]; then echo "$out/hyp exists: skipping"; continue; fi
     mkdir -p "$out"
     start=$(date +%s.%N)
     "$asr" decode --model "$exp/model" --data "data/$set" --out "$out/hyp.tmp" --decoder "$method" $extra
     end=$(date +%s.%N)
     audio=$(awk '{s += $2} END {print s}' "data/$set/utt2dur")
-    awk -v s="$start" -v e="$end" -v a="$audio" -v n="$set $method" \
+    awk -v s="$start" -v e="$end" -v a="$audio" -v n="$set $name" \
       'BEGIN {printf "%s: %.1f s for %.1f s of audio, RTF %.4f (includes model loading)\n", n, e - s, a, (e - s) / a}' \
       | tee "$out/speed.txt"
     mv "$out/hyp.tmp" "$out/hyp"
@@ -113,11 +121,11 @@ fi
 if run 6; then
   log "6: score"
   for d in "${decodes[@]}"; do
-    read -r set method extra <<<"$d"
-    out=$exp/decode_${set}_${method}
+    read -r set method name extra <<<"$d"
+    out=$exp/decode_${set}_${name}
     "$asr" wer "data/$set/text" "$out/hyp" --worst 20 > "$out/wer.txt"
     "$asr" wer "data/$set/text" "$out/hyp" --json > "$out/wer.json"
-    echo "== $set $method"
+    echo "== $set $name"
     head -3 "$out/wer.txt"
   done
 fi

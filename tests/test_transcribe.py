@@ -1,0 +1,71 @@
+"""The shipped model through the Transcriber: real connected digits from the held-out speaker."""
+
+import numpy as np
+import pytest
+
+from asr.decoding import DecodeOptions
+from asr.evaluate import score
+from asr.transcribe import Transcriber
+from fsdd_audio import connected_digits, expected_text
+
+DEV_SPEAKER = "theo"  # never seen in training
+DIGIT_STRINGS = ["314", "2718", "9", "60521", "4479"]
+
+
+@pytest.fixture(scope="module")
+def transcriber():
+    return Transcriber.load()
+
+
+def to_16k(t: Transcriber, wave8k: np.ndarray) -> np.ndarray:
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, wave8k, 8000, format="WAV", subtype="PCM_16")
+    return t.load_audio(buf.getvalue())
+
+
+def test_unseen_speaker_connected_digits(transcriber, fsdd_dir):
+    waves = [to_16k(transcriber, connected_digits(fsdd_dir, d, DEV_SPEAKER)[0]) for d in DIGIT_STRINGS]
+    results = transcriber.transcribe_batch(waves, DecodeOptions(method="beam", beam_size=5))
+    refs = {d: expected_text(d) for d in DIGIT_STRINGS}
+    hyps = {d: r.text for d, r in zip(DIGIT_STRINGS, results)}
+    assert score(refs, hyps).wer <= 0.15, hyps
+    assert all(0 < r.confidence <= 1 and r.duration > 0 for r in results)
+
+
+def test_batch_equals_one_by_one_and_beam1_equals_greedy(transcriber, fsdd_dir):
+    waves = [to_16k(transcriber, connected_digits(fsdd_dir, d, "george")[0]) for d in DIGIT_STRINGS[:3]]
+    batch = transcriber.transcribe_batch(waves, DecodeOptions(method="greedy"))
+    single = [transcriber.transcribe(w, DecodeOptions(method="greedy")) for w in waves]
+    assert [r.text for r in batch] == [r.text for r in single]
+    beam1 = transcriber.transcribe_batch(waves, DecodeOptions(method="beam", beam_size=1))
+    assert [r.text for r in beam1] == [r.text for r in batch]
+
+
+def test_long_audio_is_split_and_kept_in_order(transcriber, fsdd_dir):
+    digits = "0123456789" * 3
+    wave8k, _ = connected_digits(fsdd_dir, digits, "george", pause_s=0.35)
+    wave = to_16k(transcriber, wave8k)
+    result = transcriber.transcribe(wave, DecodeOptions(method="greedy"), timestamps=True)
+    assert len(result.segments) > 1
+    starts = [s.start for s in result.segments]
+    assert starts == sorted(starts) and result.segments[-1].end <= result.duration + 1e-6
+    refs, hyps = {"x": expected_text(digits)}, {"x": result.text}
+    assert score(refs, hyps).wer <= 0.2, result.text
+    times = [(w.start, w.end) for w in result.words]
+    assert times and all(0 <= s <= e <= result.duration for s, e in times)
+    assert [s for s, _ in times] == sorted(s for s, _ in times)
+    assert result.timing_source in ("ctc", "attention")
+
+
+def test_word_times_fall_on_the_spoken_digits(transcriber, fsdd_dir):
+    # A speaker seen in training (on other takes): this test is about timing, not accuracy.
+    wave8k, spans = connected_digits(fsdd_dir, "5827", "george", pause_s=0.4)
+    result = transcriber.transcribe(to_16k(transcriber, wave8k), timestamps=True)
+    assert result.text == expected_text("5827")
+    for word, (start, end) in zip(result.words, spans):
+        middle = (word.start + word.end) / 2
+        assert start - 0.15 <= middle <= end + 0.15, (word, start, end)
