@@ -19,7 +19,6 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from asr.decoding import DecodeOptions
 from asr.transcribe import Transcriber
 from server.errors import install_error_handlers
 from server.guard import RequestGuard
@@ -85,7 +84,7 @@ def load_and_warm_up(settings: Settings) -> Transcriber:
         torch.set_num_threads(settings.torch_threads)
     transcriber = Transcriber.load(settings.model_dir, device=settings.device)
     clip = 0.01 * np.random.default_rng(0).standard_normal(transcriber.sample_rate)  # 1 s of noise
-    transcriber.transcribe(clip.astype(np.float32), DecodeOptions())
+    transcriber.transcribe(clip.astype(np.float32))
     return transcriber
 
 

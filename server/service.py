@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from fastapi import Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from asr.audio import load_audio
-from asr.decoding import DecodeOptions
 from asr.transcribe import Transcriber, Transcription
 from server.errors import ApiError
 from server.metrics import Metrics
@@ -39,23 +38,32 @@ def service_state(request: Request) -> ServiceState:
 
 
 async def transcribe_upload(
-    request: Request, upload: UploadFile, decoder: Decoder, beam_size: int, timestamps: bool
+    request: Request,
+    upload: UploadFile,
+    timestamps: bool,
+    decoder: Optional[Decoder] = None,
+    beam_size: Optional[int] = None,
 ) -> tuple[Transcription, float]:
     """Decode the upload and transcribe it in the pool -> (transcription, seconds it took).
 
-    Audio a user got wrong raises `AudioError` (answered as a 4xx by server/errors.py); the
-    header's duration is checked against the limit before any sample is decoded.
+    `decoder` and `beam_size` override the model's default search (None keeps it). Audio a
+    user got wrong raises `AudioError` (answered as a 4xx by server/errors.py); the header's
+    duration is checked against the limit before any sample is decoded.
     """
     state = service_state(request)
     transcriber = state.transcriber
-    if decoder == "ctc" and not transcriber.model.has_ctc:
-        raise ApiError(400, f"model {transcriber.model_name} has no CTC head; use decoder=beam or greedy")
+    opts = transcriber.default_options
+    if decoder is not None:
+        if decoder == "ctc" and not transcriber.model.has_ctc:
+            raise ApiError(400, f"model {transcriber.model_name} has no CTC head; use decoder=beam or greedy")
+        opts = replace(opts, method=METHODS[decoder])
+    if beam_size is not None:
+        opts = replace(opts, beam_size=beam_size)
     data = await upload.read()
     start = time.perf_counter()
     wave = await run_in_threadpool(
         load_audio, data, transcriber.sample_rate, state.settings.max_audio_seconds
     )  # (N,) float32
-    opts = DecodeOptions(method=METHODS[decoder], beam_size=beam_size)
     result = await state.pool.transcribe(wave, opts, timestamps)
     state.metrics.audio_seconds.inc(result.duration)
     return result, time.perf_counter() - start

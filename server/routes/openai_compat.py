@@ -45,7 +45,7 @@ async def create_transcription(
     ] = [],
 ):
     want_words = "word" in timestamp_granularities
-    result, _ = await transcribe_upload(request, file, "beam", 5, timestamps=want_words)
+    result, _ = await transcribe_upload(request, file, timestamps=want_words)
     if response_format == "text":
         return PlainTextResponse(result.text + "\n")
     if response_format == "srt":
