@@ -17,6 +17,7 @@ import argparse
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import jiwer
@@ -24,7 +25,6 @@ import numpy as np
 import torch
 
 from asr.audio import load_audio
-from asr.decoding import DecodeOptions
 from asr.transcribe import Transcriber
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,16 +57,20 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--durations", type=float, nargs="+", default=[1, 10, 60, 600], help="seconds")
     parser.add_argument("--model-dir", help="model directory (default: the shipped model)")
-    parser.add_argument("--decoder", default="beam", choices=["beam", "greedy", "ctc_greedy"])
-    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--decoder", choices=["beam", "greedy", "ctc_greedy"], help="default: the model's")
+    parser.add_argument("--beam-size", type=int, help="default: the model's")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     transcriber = Transcriber.load(args.model_dir)
-    opts = DecodeOptions(method=args.decoder, beam_size=args.beam_size)
+    opts = transcriber.default_options  # the search the model was tuned for (joint CTC beam search)
+    if args.decoder:
+        opts = replace(opts, method=args.decoder)
+    if args.beam_size:
+        opts = replace(opts, beam_size=args.beam_size)
     transcriber.transcribe(np.zeros(transcriber.sample_rate, dtype=np.float32) + 0.01, opts)  # warm-up
-    print(f"model {transcriber.model_name}, decoder {args.decoder}, {args.threads} thread(s)")
+    print(f"model {transcriber.model_name}, {opts}, {args.threads} thread(s)")
     print(f"{'target':>7} {'audio':>8} {'seconds':>8} {'RTF':>7} {'WER':>6} {'pieces':>6} {'peak RSS':>9}")
     for target in args.durations:
         wave, reference = long_recording(target)
