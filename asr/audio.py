@@ -3,7 +3,7 @@
 Decoding is done by libsndfile (via soundfile): WAV, FLAC, OGG/Vorbis, Opus and,
 with libsndfile >= 1.1, MP3. Integer PCM comes out scaled to [-1, 1]. Any sample
 rate and channel count is accepted: channels are averaged, then the signal is
-resampled with torchaudio.
+resampled with soxr (through librosa), whose memory stays bounded for any rate ratio.
 
 Every failure a user can cause raises a subclass of `AudioError` (a ValueError)
 whose message says what is wrong and what to do about it.
@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import wave
 from pathlib import Path
 from typing import BinaryIO, Optional, Union
 
+import librosa
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio.functional as AF
 
 SAMPLE_RATE = 16000
 
@@ -90,10 +91,30 @@ def _as_sndfile_input(src: AudioSource, name: str) -> Union[str, BinaryIO]:
     return src
 
 
-def _open(src: AudioSource, name: str) -> sf.SoundFile:
+def _declared_wav_frames(source: Union[str, BinaryIO]) -> Optional[int]:
+    """Frames the header of a PCM WAV declares, or None for other formats.
+
+    libsndfile reports only the frames actually present, so a header claiming hours
+    over a second of data (or a file cut off in transit) looks fine to it.
+    """
+    start = None if isinstance(source, str) else source.tell()
+    try:
+        with wave.open(source, "rb") as w:
+            return w.getnframes()
+    except (wave.Error, EOFError, OSError, struct.error):
+        return None
+    finally:
+        if start is not None:
+            source.seek(start)
+
+
+def _open(src: AudioSource, name: str) -> tuple[sf.SoundFile, Optional[int]]:
+    """(open sound file, frames its WAV header declares or None)."""
+    source = _as_sndfile_input(src, name)
+    declared = _declared_wav_frames(source)
     try:
         # libsndfile also refuses headers with 0 channels or a 0 Hz sample rate.
-        return sf.SoundFile(_as_sndfile_input(src, name))
+        return sf.SoundFile(source), declared
     except sf.SoundFileError as e:
         reason = getattr(e, "error_string", str(e))  # libsndfile's own words, without the object repr
         raise AudioDecodeError(f"{name}: cannot decode audio ({reason}); send WAV, FLAC, OGG or MP3") from None
@@ -101,8 +122,9 @@ def _open(src: AudioSource, name: str) -> sf.SoundFile:
 
 def audio_duration(src: AudioSource) -> float:
     """Duration in seconds from the header only (the samples are not read)."""
-    with _open(src, _describe(src)) as f:
-        return f.frames / f.samplerate
+    f, declared = _open(src, _describe(src))
+    with f:
+        return max(f.frames, declared or 0) / f.samplerate
 
 
 def _check_duration(seconds: float, name: str, min_seconds: float, max_seconds: Optional[float]) -> None:
@@ -129,12 +151,18 @@ def load_audio(
     decoded, so a multi-hour upload is refused without reading it.
     """
     name = _describe(src)
-    with _open(src, name) as f:
-        _check_duration(f.frames / f.samplerate, name, 0.0, max_seconds)
+    f, declared = _open(src, name)
+    with f:
+        _check_duration(max(f.frames, declared or 0) / f.samplerate, name, 0.0, max_seconds)
         orig_rate = f.samplerate
         wave = f.read(dtype="float32", always_2d=True)  # (N, C)
     if wave.shape[0] == 0:
         raise EmptyAudioError(f"{name}: the file holds no samples (empty recording or truncated file)")
+    if declared is not None and declared > wave.shape[0]:
+        raise AudioDecodeError(
+            f"{name}: truncated WAV: the header declares {declared / orig_rate:.2f} s of audio "
+            f"but the file holds {wave.shape[0] / orig_rate:.2f} s; upload the whole file"
+        )
     if not np.isfinite(wave).all():
         raise InvalidSamplesError(f"{name}: samples contain NaN or infinity; re-export the audio")
     wave = wave.mean(axis=1)  # (N,)
@@ -142,5 +170,7 @@ def load_audio(
     if np.abs(wave).max() < SILENCE_PEAK:
         raise SilentAudioError(f"{name}: audio is silent (all samples are zero); check the microphone")
     if orig_rate != sample_rate:
-        wave = AF.resample(torch.from_numpy(wave), orig_rate, sample_rate).numpy()
+        # soxr (through librosa), not torchaudio: torchaudio's polyphase kernel grows with
+        # the reduced rate ratio, so an odd rate like 44101 Hz would need gigabytes.
+        wave = librosa.resample(wave, orig_sr=orig_rate, target_sr=sample_rate, res_type="soxr_hq")
     return np.ascontiguousarray(wave, dtype=np.float32)

@@ -176,6 +176,10 @@ class Trainer:
             else None
         )
         self.log_path = self.exp / "train_log.csv"
+        # The plotted utterance: the one with the most words among the first 20, so the
+        # diagonal (or its absence) is easy to see.
+        first = self.dev_utts[:20]
+        self.plot_index = max(range(len(first)), key=lambda i: (len((first[i].text or "").split()), -i))
 
     # ------------------------------------------------------------------ training
     def run(self) -> Path:
@@ -267,9 +271,9 @@ class Trainer:
         tqdm.write(f"step {step}: dev WER {100 * wer:.2f}%{extra}")
 
     def _plot_attention(self) -> None:
-        """Cross-attention of the first dev utterance under teacher forcing, every layer."""
+        """Cross-attention of a fixed dev utterance under teacher forcing, every layer."""
         self.model.eval()
-        batch = collate([self.dev_set[0]]).to(self.device)
+        batch = collate([self.dev_set[self.plot_index]]).to(self.device)
         with torch.inference_mode():
             enc, enc_lens = self.model.encode(batch.feats, batch.feat_lens)
             inputs = torch.cat([batch.tokens.new_full((1, 1), SOS_ID), batch.tokens], dim=1)
@@ -277,7 +281,7 @@ class Trainer:
         labels = [self.tokenizer.id_to_token(i) for i in batch.tokens[0].tolist()] + ["<eos>"]
         maps = [a[0].mean(0).float().cpu().numpy() for a in attn]  # per layer (U, T')
         plot_attention(maps, labels, self.exp / "plots" / f"attention-step{self.state.step:07d}.png",
-                       title=f"{self.dev_utts[0].id} step {self.state.step}")
+                       title=f"{self.dev_utts[self.plot_index].id} step {self.state.step}")
 
     def _log(self, row: dict) -> None:
         row = {"step": self.state.step, "epoch": self.state.epoch, "seconds": round(self.state.seconds, 1), **row}

@@ -153,10 +153,27 @@ def test_bad_input_raises_its_error_class(case, tmp_path, wav_path, pcm):
     assert str(path) in str(info.value) or "bytes" in str(info.value)
 
 
-def test_truncated_data_decodes_what_is_there(wav_path, pcm):
+def test_truncated_data_is_refused(wav_path, pcm):
     raw = wav_path.read_bytes()
-    wave = load_audio(raw[: 44 + len(pcm)], sample_rate=8000)  # half the 16-bit samples
-    np.testing.assert_allclose(wave, pcm[: len(pcm) // 2] / 32768.0, atol=1e-7)
+    with pytest.raises(AudioDecodeError, match="truncated"):
+        load_audio(raw[: 44 + len(pcm)], sample_rate=8000)  # half the 16-bit samples
+
+
+def test_header_claiming_hours_over_a_second_of_data_is_too_long(wav_path, pcm):
+    raw = bytearray(wav_path.read_bytes())
+    raw[40:44] = struct.pack("<I", 10 * 3600 * 8000 * 2)  # data chunk: 10 hours at 8 kHz
+    assert audio_duration(bytes(raw)) == pytest.approx(36000)
+    with pytest.raises(AudioTooLongError, match="36000"):
+        load_audio(bytes(raw), max_seconds=900)
+
+
+def test_odd_sample_rate_resamples_in_bounded_time(pcm):
+    buf = io.BytesIO()
+    sf.write(buf, np.resize(pcm, 8000) / 32768.0, 44101, format="WAV", subtype="PCM_16")
+    start = time.perf_counter()
+    wave = load_audio(buf.getvalue())
+    assert len(wave) == pytest.approx(8000 * 16000 / 44101, abs=2)
+    assert time.perf_counter() - start < 2.0
 
 
 def test_too_long_is_checked_against_max_seconds(wav_path):
