@@ -50,6 +50,9 @@ def bad_uploads(real_wav: bytes) -> dict:
         "header only": (real_wav[:44], 400, "empty_audio"),
         # 36,000 samples at 1 Hz: 10 hours by its header, refused before decoding
         "header claiming 10 hours": (wav_header(rate=1, data_bytes=2 * ten_hours) + pcm(ten_hours, 1), 413, "audio_too_long"),
+        # a 16 kHz header declaring 10 hours over 1 s of samples
+        "10-hour header over 1 s of data": (wav_header(data_bytes=2 * 16000 * ten_hours) + pcm(), 413, "audio_too_long"),
+        "truncated WAV (data cut off)": (real_wav[: len(real_wav) // 2], 400, "audio_decode"),
         "0 channels": (wav_header(channels=0) + pcm(), 400, "audio_decode"),
         "0 Hz": (wav_header(rate=0) + pcm(), 400, "audio_decode"),
         "NaN samples": (float_wav(nan), 400, "invalid_samples"),
