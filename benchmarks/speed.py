@@ -89,7 +89,7 @@ def main() -> None:
         ("greedy", DecodeOptions(method="greedy")),
         ("beam 1", DecodeOptions(method="beam", beam_size=1)),
         ("beam 5", DecodeOptions(method="beam", beam_size=5)),
-        ("beam 5 + CTC 0.3", DecodeOptions(method="beam", beam_size=5, ctc_weight=0.3)),
+        (f"beam 5 + CTC {t.default_options.ctc_weight:g}", DecodeOptions(beam_size=5, ctc_weight=t.default_options.ctc_weight)),
         ("ctc greedy", DecodeOptions(method="ctc_greedy")),
     ]:
         print(f"{name:<22}{decode_rtf(t, waves, opts, False):>16.4f}{decode_rtf(t, waves, opts, True):>14.4f}")

@@ -90,14 +90,15 @@ if run 4; then
   fi
 fi
 
-# "set method tag options": each decode goes to exp/TAG/decode_SET_TAG
+# "set method name options": each decode goes to exp/TAG/decode_SET_NAME.
+# beamN_joint: beam search with the model's joint CTC weight (inference.ctc_weight), the default search.
 decodes=(
-  "dev beam beam$beam --beam-size $beam"
-  "dev beam beam${beam}_ctc0.3 --beam-size $beam --ctc-weight 0.3"
+  "dev beam beam${beam}_joint --beam-size $beam"
+  "dev beam beam$beam --beam-size $beam --ctc-weight 0"
   "dev greedy greedy"
   "dev ctc_greedy ctc_greedy"
-  "dev_single beam beam$beam --beam-size $beam"
-  "valid beam beam$beam --beam-size $beam"
+  "dev_single beam beam${beam}_joint --beam-size $beam"
+  "valid beam beam${beam}_joint --beam-size $beam"
 )
 
 if run 5; then
