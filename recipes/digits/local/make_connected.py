@@ -31,7 +31,16 @@ import numpy as np
 
 from fsdd import DIGIT_WORDS, FsddError, Recording, list_recordings, read_path_file
 from kaldi_dir import Utt, Word, write_data_dir
-from stage import add_force_arg, add_seed_arg, begin, done_marker, mark_done, run_main
+from stage import (
+    add_digit_range_args,
+    add_force_arg,
+    add_seed_arg,
+    begin,
+    done_marker,
+    mark_done,
+    parse_with_digit_range,
+    run_main,
+)
 from waveform import (
     SAMPLE_RATE,
     background_shape,
@@ -80,14 +89,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-train", type=int, default=6000, help="train utterances (default: 6000)")
     parser.add_argument("--num-valid", type=int, default=300, help="valid utterances (default: 300)")
     parser.add_argument("--num-dev", type=int, default=400, help="dev utterances (default: 400)")
-    parser.add_argument("--min-digits", type=int, default=1, help="shortest digit string (default: 1)")
-    parser.add_argument("--max-digits", type=int, default=7, help="longest digit string (default: 7)")
+    add_digit_range_args(parser)
     add_seed_arg(parser)
     add_force_arg(parser)
-    args = parser.parse_args(argv)
-    if not 1 <= args.min_digits <= args.max_digits:
-        parser.error("need 1 <= --min-digits <= --max-digits")
-    return args
+    return parse_with_digit_range(parser, argv)
 
 
 def select_speakers(recordings: list[Recording], speakers: str, dev_speaker: str) -> tuple[list[str], list[str]]:

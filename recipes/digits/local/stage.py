@@ -30,6 +30,19 @@ def add_seed_arg(parser: argparse.ArgumentParser, default: int = 0) -> None:
     parser.add_argument("--seed", type=int, default=default, help=f"random seed (default: {default})")
 
 
+def add_digit_range_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--min-digits", type=int, default=1, help="shortest digit string (default: 1)")
+    parser.add_argument("--max-digits", type=int, default=7, help="longest digit string (default: 7)")
+
+
+def parse_with_digit_range(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """parse_args, then check 1 <= --min-digits <= --max-digits."""
+    args = parser.parse_args(argv)
+    if not 1 <= args.min_digits <= args.max_digits:
+        parser.error("need 1 <= --min-digits <= --max-digits")
+    return args
+
+
 def _normalised(params: dict[str, Any]) -> dict[str, Any]:
     # Tuples become lists and paths strings, exactly as they read back from JSON.
     return json.loads(json.dumps(params, default=str))

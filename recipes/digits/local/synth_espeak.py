@@ -31,7 +31,17 @@ import torchaudio.functional
 
 from fsdd import DIGIT_WORDS
 from kaldi_dir import Utt, write_data_dir
-from stage import StageError, add_force_arg, add_seed_arg, begin, done_marker, mark_done, run_main
+from stage import (
+    StageError,
+    add_digit_range_args,
+    add_force_arg,
+    add_seed_arg,
+    begin,
+    done_marker,
+    mark_done,
+    parse_with_digit_range,
+    run_main,
+)
 from waveform import FULL_SCALE, SAMPLE_RATE, frame_db, join, ms_to_samples, noise, trimmed, write_pcm16
 
 VOICES = ("en-us", "en-us-nyc", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
@@ -77,8 +87,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=Path("data"), help="recipe data folder (default: data)")
     parser.add_argument("--name", default="train_synth", help="data dir to write under --data (default: train_synth)")
     parser.add_argument("--num-utts", type=int, default=3000, help="utterances (default: 3000)")
-    parser.add_argument("--min-digits", type=int, default=1, help="shortest digit string (default: 1)")
-    parser.add_argument("--max-digits", type=int, default=7, help="longest digit string (default: 7)")
+    add_digit_range_args(parser)
     parser.add_argument("--jobs", type=int, default=2, choices=(1, 2), help="worker processes (default: 2)")
     parser.add_argument("--espeak", default="espeak-ng", help="espeak-ng executable (default: espeak-ng)")
     parser.add_argument(
@@ -86,10 +95,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add_seed_arg(parser)
     add_force_arg(parser)
-    args = parser.parse_args(argv)
-    if not 1 <= args.min_digits <= args.max_digits:
-        parser.error("need 1 <= --min-digits <= --max-digits")
-    return args
+    return parse_with_digit_range(parser, argv)
 
 
 def plan_jobs(args: argparse.Namespace, wav_dir: Path) -> list[SynthJob]:
