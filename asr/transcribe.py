@@ -95,10 +95,10 @@ class Transcriber:
             lens = torch.tensor([feats[i].size(0) for i in idx])
             for i, hyp in zip(idx, decode(self.model, batch_feats.to(self.device), lens.to(self.device), opts)):
                 hyps[i] = hyp
-        results = []
-        for w, wave in enumerate(waves):
-            mine = [(p, h, f) for (ww, p), h, f in zip(pieces, hyps, feats) if ww == w]
-            results.append(self._assemble(wave, mine, timestamps))
+        by_wave: list[list] = [[] for _ in waves]  # the pieces of each input, in order
+        for (w, piece), hyp, f in zip(pieces, hyps, feats):
+            by_wave[w].append((piece, hyp, f))
+        results = [self._assemble(wave, mine, timestamps) for wave, mine in zip(waves, by_wave)]
         elapsed = time.perf_counter() - start
         for r in results:
             r.processing_time = elapsed
