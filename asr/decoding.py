@@ -1,6 +1,6 @@
 """Search over the trained model: greedy, beam search (optionally joint with CTC), CTC greedy.
 
-`decode` runs the encoder once, then one search over the whole batch. The decoder has no
+`decode` runs the encoder once, then one search (`search`) over the whole batch. The decoder has no
 key/value cache, so every step re-runs it on the full prefixes (B or B*beam of them at
 once); outputs are short, so this stays cheap.
 
@@ -74,17 +74,27 @@ class Hypothesis:
 
 
 @torch.inference_mode()
-def decode(model, feats: Tensor, feat_lens: Tensor, opts: DecodeOptions = DecodeOptions()) -> list[Hypothesis]:
+def decode(
+    model, feats: Tensor, feat_lens: Tensor, opts: DecodeOptions = DecodeOptions(), need_attention: bool = True
+) -> list[Hypothesis]:
     """Decode a batch: feats (B, T, n_mels) with lengths feat_lens (B,) -> one Hypothesis each.
 
     The model must be in eval mode (dropout would make the search random).
     """
-    if model.training:
-        raise ValueError("decode() needs the model in eval mode: call model.eval() first")
-    uses_ctc = opts.method == "ctc_greedy" or (opts.method == "beam" and opts.ctc_weight > 0)
-    if uses_ctc and not model.has_ctc:
-        raise ValueError(f"method={opts.method!r} with ctc_weight={opts.ctc_weight} needs a model with a CTC head")
+    _check_model(model, opts)
     enc, enc_lens = model.encode(feats, feat_lens)  # enc: (B, T', D), enc_lens: (B,)
+    return search(model, enc, enc_lens, opts, need_attention)
+
+
+@torch.inference_mode()
+def search(
+    model, enc: Tensor, enc_lens: Tensor, opts: DecodeOptions = DecodeOptions(), need_attention: bool = True
+) -> list[Hypothesis]:
+    """The search of `decode` on encoder output enc (B, T', D), enc_lens (B,), for callers that
+    use the encoder output for more (CTC word times). need_attention: fill Hypothesis.attention
+    (one more decoder pass over the results; CTC greedy has none).
+    """
+    _check_model(model, opts)
     if opts.method == "ctc_greedy":
         return ctc_greedy_search(model.ctc_log_probs(enc), enc_lens)
     max_lens = opts.max_lens(enc_lens)
@@ -92,8 +102,18 @@ def decode(model, feats: Tensor, feat_lens: Tensor, opts: DecodeOptions = Decode
         hyps = greedy_search(model, enc, enc_lens, max_lens)
     else:
         hyps = beam_search(model, enc, enc_lens, max_lens, opts)
+    if not need_attention:
+        return hyps
     attention = cross_attention(model, enc, enc_lens, [h.tokens for h in hyps])
     return [dataclasses.replace(h, attention=a) for h, a in zip(hyps, attention)]
+
+
+def _check_model(model, opts: DecodeOptions) -> None:
+    if model.training:
+        raise ValueError("decode() needs the model in eval mode: call model.eval() first")
+    uses_ctc = opts.method == "ctc_greedy" or (opts.method == "beam" and opts.ctc_weight > 0)
+    if uses_ctc and not model.has_ctc:
+        raise ValueError(f"method={opts.method!r} with ctc_weight={opts.ctc_weight} needs a model with a CTC head")
 
 
 def _next_log_probs(model, enc: Tensor, enc_lens: Tensor, ys: Tensor) -> Tensor:

@@ -319,7 +319,8 @@ def transcribe_dataset(model, tokenizer, dataset: ASRDataset, device, opts: Deco
     refs, hyps = {}, {}
     for idx in sampler:
         batch = collate([dataset[i] for i in idx]).to(device)
-        for utt_id, text, hyp in zip(batch.ids, batch.texts, decode(model, batch.feats, batch.feat_lens, opts)):
+        found = decode(model, batch.feats, batch.feat_lens, opts, need_attention=False)
+        for utt_id, text, hyp in zip(batch.ids, batch.texts, found):
             refs[utt_id] = text
             hyps[utt_id] = tokenizer.decode(hyp.tokens)
     return refs, hyps

@@ -17,7 +17,7 @@ import torch
 
 from asr.alignment import AlignmentError, attention_word_times, ctc_word_times
 from asr.audio import load_audio
-from asr.decoding import DecodeOptions, Hypothesis, decode
+from asr.decoding import DecodeOptions, Hypothesis, search
 from asr.features import fbank
 from asr.model import PRETRAINED_DIR, load_model_dir
 from asr.segment import Piece, SegmentConfig, batch_pieces, split_long_audio
@@ -76,39 +76,53 @@ class Transcriber:
         return load_audio(audio, self.sample_rate, max_seconds=max_seconds)
 
     def transcribe(
-        self, audio: AudioInput, opts: Optional[DecodeOptions] = None, timestamps: bool = False
+        self, audio: AudioInput, opts: Optional[DecodeOptions] = None, timestamps: bool = False,
+        attention: bool = False,
     ) -> Transcription:
-        return self.transcribe_batch([audio], opts, timestamps)[0]
+        return self.transcribe_batch([audio], opts, timestamps, attention)[0]
 
     def transcribe_batch(
-        self, audios: Sequence[AudioInput], opts: Optional[DecodeOptions] = None, timestamps: bool = False
+        self, audios: Sequence[AudioInput], opts: Optional[DecodeOptions] = None, timestamps: bool = False,
+        attention: bool = False,
     ) -> list[Transcription]:
+        """timestamps: word times in `words`; attention: the cross-attention of one-piece inputs."""
         start = time.perf_counter()
         opts = opts or self.default_options
         waves = [self.load_audio(a) for a in audios]  # each (N,) float32 at self.sample_rate
         pieces = [(w, p) for w, wave in enumerate(waves) for p in split_long_audio(wave, self.sample_rate, self.segment_cfg)]
         feats = [fbank(torch.from_numpy(waves[w][p.start : p.end]), self.cfg.features) for w, p in pieces]
         hyps: list[Optional[Hypothesis]] = [None] * len(pieces)
+        ctc_log_probs: list[Optional[torch.Tensor]] = [None] * len(pieces)  # (T', V) per piece, for word times
         max_frames = int(self.cfg.inference.max_batch_seconds * 1000 / self.cfg.features.frame_shift_ms)
         for idx in batch_pieces([f.size(0) for f in feats], max_frames):
             batch_feats = torch.nn.utils.rnn.pad_sequence([feats[i] for i in idx], batch_first=True)  # (B, T, F)
             lens = torch.tensor([feats[i].size(0) for i in idx])
-            for i, hyp in zip(idx, decode(self.model, batch_feats.to(self.device), lens.to(self.device), opts)):
+            with torch.inference_mode():
+                enc, enc_lens = self.model.encode(batch_feats.to(self.device), lens.to(self.device))  # (B, T', D)
+                # attention is also the fallback for word times when CTC alignment cannot be used
+                found = search(self.model, enc, enc_lens, opts, need_attention=attention or timestamps)
+                if timestamps and self.model.has_ctc:
+                    for j, (i, n) in enumerate(zip(idx, enc_lens.tolist())):
+                        ctc_log_probs[i] = self.model.ctc_log_probs(enc[j : j + 1, :n])[0].cpu()
+            for i, hyp in zip(idx, found):
                 hyps[i] = hyp
         by_wave: list[list] = [[] for _ in waves]  # the pieces of each input, in order
-        for (w, piece), hyp, f in zip(pieces, hyps, feats):
-            by_wave[w].append((piece, hyp, f))
-        results = [self._assemble(wave, mine, timestamps) for wave, mine in zip(waves, by_wave)]
+        for (w, piece), hyp, log_probs in zip(pieces, hyps, ctc_log_probs):
+            by_wave[w].append((piece, hyp, log_probs))
+        results = [self._assemble(wave, mine, timestamps, attention) for wave, mine in zip(waves, by_wave)]
         elapsed = time.perf_counter() - start
         for r in results:
             r.processing_time = elapsed
         return results
 
-    def _assemble(self, wave: np.ndarray, pieces: list[tuple[Piece, Hypothesis, torch.Tensor]], timestamps: bool):
+    def _assemble(
+        self, wave: np.ndarray, pieces: list[tuple[Piece, Hypothesis, Optional[torch.Tensor]]], timestamps: bool,
+        attention: bool,
+    ) -> Transcription:
         sr = self.sample_rate
         segments, words, tokens, confidences, weights = [], [], [], [], []
         source = None
-        for piece, hyp, feats in pieces:
+        for piece, hyp, ctc_log_probs in pieces:
             text = self.tokenizer.decode(hyp.tokens)
             offset = piece.start / sr
             segments.append(Segment(round(offset, 3), round(piece.end / sr, 3), text))
@@ -116,10 +130,10 @@ class Transcriber:
             confidences.append(hyp.confidence)
             weights.append(piece.num_samples)
             if timestamps and hyp.tokens:
-                source, times = self._word_times(hyp, feats, piece.num_samples / sr)
+                source, times = self._word_times(hyp, ctc_log_probs, piece.num_samples / sr)
                 groups = self.tokenizer.tokens_to_words(hyp.tokens)
                 words += [Word(g[0], round(offset + s, 3), round(offset + e, 3)) for g, (s, e) in zip(groups, times)]
-        single = pieces[0][1].attention if len(pieces) == 1 else None
+        single = pieces[0][1].attention if attention and len(pieces) == 1 else None
         return Transcription(
             text=" ".join(s.text for s in segments if s.text),
             duration=len(wave) / sr,
@@ -131,17 +145,14 @@ class Transcriber:
             tokens=tokens,
         )
 
-    def _word_times(self, hyp: Hypothesis, feats: torch.Tensor, duration: float):
+    def _word_times(self, hyp: Hypothesis, ctc_log_probs: Optional[torch.Tensor], duration: float):
         """Word (start, end) in seconds within the piece: CTC forced alignment when the model
-        has a CTC head (and the tokens fit its frames), else the monotonic cross-attention."""
+        has a CTC head (ctc_log_probs (T', V), and the tokens fit its frames), else the
+        monotonic cross-attention."""
         groups = self.tokenizer.tokens_to_words(hyp.tokens)
-        if self.model.has_ctc:
-            with torch.inference_mode():
-                x = feats.unsqueeze(0).to(self.device)
-                enc, enc_lens = self.model.encode(x, torch.tensor([feats.size(0)], device=self.device))
-                log_probs = self.model.ctc_log_probs(enc)[0, : enc_lens[0]].cpu()  # (T', V)
+        if ctc_log_probs is not None:
             try:
-                return "ctc", ctc_word_times(log_probs, hyp.tokens, groups, self.frame_seconds, duration)
+                return "ctc", ctc_word_times(ctc_log_probs, hyp.tokens, groups, self.frame_seconds, duration)
             except AlignmentError:
                 pass  # more tokens than CTC frames can hold: fall back to the attention
         return "attention", attention_word_times(hyp.attention.cpu(), groups, self.frame_seconds, duration)

@@ -27,12 +27,13 @@ class Job:
     wave: np.ndarray  # (N,) float32 at the transcriber's sample rate
     opts: DecodeOptions
     timestamps: bool
+    attention: bool
     future: asyncio.Future = field(repr=False)
 
     @property
     def key(self) -> tuple:
         """Jobs with equal keys can be decoded in one call."""
-        return (self.opts, self.timestamps)
+        return (self.opts, self.timestamps, self.attention)
 
 
 class InferencePool:
@@ -71,9 +72,11 @@ class InferencePool:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def transcribe(self, wave: np.ndarray, opts: DecodeOptions, timestamps: bool) -> Transcription:
+    async def transcribe(
+        self, wave: np.ndarray, opts: DecodeOptions, timestamps: bool, attention: bool = False
+    ) -> Transcription:
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(Job(wave, opts, timestamps, future))
+        self._queue.put_nowait(Job(wave, opts, timestamps, attention, future))
         return await future
 
     async def _dispatch(self) -> None:
@@ -136,8 +139,6 @@ class InferencePool:
     def _run(self, batch: list[Job]) -> list[Transcription]:
         """In a worker thread: one inference call for the whole batch."""
         first = batch[0]
-        if len(batch) == 1:
-            return [self.transcriber.transcribe(first.wave, first.opts, timestamps=first.timestamps)]
         return self.transcriber.transcribe_batch(
-            [job.wave for job in batch], first.opts, timestamps=first.timestamps
+            [job.wave for job in batch], first.opts, timestamps=first.timestamps, attention=first.attention
         )

@@ -43,12 +43,14 @@ async def transcribe_upload(
     timestamps: bool,
     decoder: Optional[Decoder] = None,
     beam_size: Optional[int] = None,
+    attention: bool = False,
 ) -> tuple[Transcription, float]:
     """Decode the upload and transcribe it in the pool -> (transcription, seconds it took).
 
-    `decoder` and `beam_size` override the model's default search (None keeps it). Audio a
-    user got wrong raises `AudioError` (answered as a 4xx by server/errors.py); the header's
-    duration is checked against the limit before any sample is decoded.
+    `decoder` and `beam_size` override the model's default search (None keeps it); `attention`
+    asks for the cross-attention matrix. Audio a user got wrong raises `AudioError` (answered
+    as a 4xx by server/errors.py); the header's duration is checked against the limit before
+    any sample is decoded.
     """
     state = service_state(request)
     transcriber = state.transcriber
@@ -64,6 +66,6 @@ async def transcribe_upload(
     wave = await run_in_threadpool(
         load_audio, data, transcriber.sample_rate, state.settings.max_audio_seconds
     )  # (N,) float32
-    result = await state.pool.transcribe(wave, opts, timestamps)
+    result = await state.pool.transcribe(wave, opts, timestamps, attention)
     state.metrics.audio_seconds.inc(result.duration)
     return result, time.perf_counter() - start

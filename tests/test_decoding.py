@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from asr.config import FeatureConfig, ModelConfig
 from asr.audio import load_audio
-from asr.decoding import CTCPrefixScorer, DecodeOptions, ctc_greedy_search, decode
+from asr.decoding import CTCPrefixScorer, DecodeOptions, ctc_greedy_search, decode, search
 from asr.features import compute_cmvn, fbank
 from asr.model import ASRModel
 from asr.tokenizer import BLANK_ID, EOS_ID, SOS_ID
@@ -233,3 +233,14 @@ def test_ctc_prefix_scores_of_all_extensions_add_up():
         psi, cand_state = scorer.score(state, cand)
         torch.testing.assert_close(torch.logsumexp(psi, 1), prefix)
         state, prefix = cand_state.pick(torch.arange(3), torch.full((3,), 2)), psi[:, 2]
+
+
+def test_search_on_encoder_output_equals_decode_and_attention_is_optional(speech):
+    feats, lens = speech
+    model = make_model(speech, 7, eos_bias=-1e4)
+    enc, enc_lens = model.encode(feats, lens)
+    full = decode(model, feats, lens, DecodeOptions(beam_size=2))
+    bare = search(model, enc, enc_lens, DecodeOptions(beam_size=2), need_attention=False)
+    assert [h.tokens for h in bare] == [h.tokens for h in full]
+    assert [h.score for h in bare] == pytest.approx([h.score for h in full])
+    assert all(h.attention is None for h in bare) and all(h.attention is not None for h in full)

@@ -69,3 +69,12 @@ def test_word_times_fall_on_the_spoken_digits(transcriber, fsdd_dir):
     for word, (start, end) in zip(result.words, spans):
         middle = (word.start + word.end) / 2
         assert start - 0.15 <= middle <= end + 0.15, (word, start, end)
+
+
+def test_attention_only_when_asked_and_text_unchanged(transcriber, fsdd_dir):
+    wave = to_16k(transcriber, connected_digits(fsdd_dir, "5827", "george")[0])
+    plain = transcriber.transcribe(wave)
+    drawn = transcriber.transcribe(wave, attention=True)
+    assert plain.attention is None and plain.text == drawn.text
+    assert drawn.attention.shape[0] == len(drawn.tokens)  # a row per emitted token
+    assert np.allclose(drawn.attention.sum(-1), 1.0, atol=1e-3)  # each row: a distribution over frames

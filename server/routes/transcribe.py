@@ -56,7 +56,7 @@ async def transcribe(
     options: Annotated[TranscribeOptions, Depends(transcribe_options)],
 ):
     result, seconds = await transcribe_upload(
-        request, file, options.timestamps, options.decoder, options.beam_size
+        request, file, options.timestamps, options.decoder, options.beam_size, options.attention
     )
     if options.format == "text":
         return PlainTextResponse(result.text + "\n")
