@@ -47,6 +47,9 @@ class AugmentConfig:
     noise_prob: float = 0.0  # probability of adding white noise
     noise_snr_db: tuple[float, float] = (15.0, 40.0)  # SNR range when noise is added
     gain_db: tuple[float, float] = (0.0, 0.0)  # random gain range
+    pad_prob: float = 0.0  # probability of padding both ends with faint noise (silence as recorded)
+    pad_seconds: float = 1.0  # at most this much padding on each side
+    pad_floor_db: tuple[float, float] = (25.0, 60.0)  # padding level: this far below the loudest 10 ms
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,7 @@ class Example:
     feats: Tensor  # (T, n_mels)
     tokens: Tensor  # (U,) int64, no sos/eos
     text: str  # normalised transcript ("" when unknown)
+    speech: tuple[int, int]  # frames [start, end) that hold the recording, outside it augmentation padding
 
 
 def seeded_generator(*keys: int) -> torch.Generator:
@@ -189,29 +190,37 @@ class ASRDataset(Dataset):
     def frame_lengths(self) -> list[int]:
         """Feature frames per utterance (for batching), from manifest durations or audio headers.
 
-        With speed perturbation the longest possible length (slowest factor) is used,
-        so a batch never exceeds its frame budget.
+        With augmentation the longest possible length (slowest speed factor, longest
+        padding) is used, so a batch never exceeds its frame budget.
         """
         stretch = 1.0 / min(self.augment.speed_factors) if self.augment else 1.0
+        padding = 2 * self.augment.pad_seconds if self.augment and self.augment.pad_prob > 0 else 0.0
         rate = self.feat_cfg.sample_rate
         lengths = []
         for utt in self.utts:
             seconds = utt.duration if utt.duration is not None else audio_duration(utt.audio)
-            lengths.append(num_frames(math.ceil(seconds * stretch * rate), self.feat_cfg))
+            lengths.append(num_frames(math.ceil((seconds * stretch + padding) * rate), self.feat_cfg))
         return lengths
 
     def __getitem__(self, index: int) -> Example:
         utt = self.utts[index]
         wave = torch.from_numpy(load_audio(utt.audio, self.feat_cfg.sample_rate))  # (N,)
+        span = (0, wave.numel())  # samples of the recording itself
         if self.augment is not None:
             generator = seeded_generator(self.seed, self.epoch, index)  # reproducible per item
-            wave = augment_wave(wave, self.augment, self.feat_cfg.sample_rate, generator)
+            wave, span = augment_wave(wave, self.augment, self.feat_cfg.sample_rate, generator)
         feats = fbank(wave, self.feat_cfg)  # (T, n_mels)
         if self.augment is not None:
             feats = spec_augment(feats, self.augment, generator)
         text = normalize_text(utt.text or "")
         tokens = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)  # (U,)
-        return Example(utt.id, feats, tokens, text)
+        return Example(utt.id, feats, tokens, text, self._frames(span, feats.shape[0]))
+
+    def _frames(self, span: tuple[int, int], total: int) -> tuple[int, int]:
+        """Samples [start, end) -> the frames [start, end) whose windows begin inside them."""
+        shift = self.feat_cfg.sample_rate * self.feat_cfg.frame_shift_ms / 1000
+        start = min(math.ceil(span[0] / shift), total)
+        return start, max(start, min(num_frames(span[1], self.feat_cfg), total))
 
 
 # ---------------------------------------------------------------- batching
@@ -285,6 +294,7 @@ class Batch:
     tokens: Tensor  # (B, U) int64, padded with PAD_ID; no sos/eos
     token_lens: Tensor  # (B,) int64
     texts: list[str]  # normalised transcripts, for scoring
+    speech: Tensor  # (B, 2) int64: frames [start, end) of each recording (the rest is padding)
 
     def to(self, device: torch.device | str) -> "Batch":
         return replace(
@@ -293,6 +303,7 @@ class Batch:
             feat_lens=self.feat_lens.to(device),
             tokens=self.tokens.to(device),
             token_lens=self.token_lens.to(device),
+            speech=self.speech.to(device),
         )
 
 
@@ -308,7 +319,8 @@ def _pad(seqs: list[Tensor], value: float) -> tuple[Tensor, Tensor]:
 def collate(items: list[Example]) -> Batch:
     feats, feat_lens = _pad([x.feats for x in items], 0.0)
     tokens, token_lens = _pad([x.tokens for x in items], PAD_ID)
-    return Batch([x.id for x in items], feats, feat_lens, tokens, token_lens, [x.text for x in items])
+    speech = torch.tensor([x.speech for x in items], dtype=torch.long)  # (B, 2)
+    return Batch([x.id for x in items], feats, feat_lens, tokens, token_lens, [x.text for x in items], speech)
 
 
 def make_loader(

@@ -107,14 +107,47 @@ def add_noise(wave: Tensor, snr_db: tuple[float, float], generator: torch.Genera
     return wave + noise * noise_power.sqrt()
 
 
-def augment_wave(wave: Tensor, cfg: AugmentConfig, sample_rate: int, generator: torch.Generator) -> Tensor:
-    """Training wave augmentation: random speed factor, gain, then noise (with cfg.noise_prob)."""
+def peak_level(wave: Tensor, sample_rate: int) -> float:
+    """RMS of the loudest 10 ms block of wave (N,)."""
+    block = max(1, sample_rate // 100)
+    blocks = wave[: max(block, wave.numel() // block * block)]
+    return blocks.reshape(-1, min(block, blocks.numel())).pow(2).mean(1).sqrt().max().item()
+
+
+def pad_with_background(
+    wave: Tensor, max_seconds: float, floor_db: tuple[float, float], sample_rate: int, generator: torch.Generator
+) -> tuple[Tensor, int]:
+    """Add 0..max_seconds of background noise before and after the speech.
+
+    The noise is Gaussian, `floor_db` (drawn uniformly) below the loudest 10 ms of the
+    recording: the leading silence, trailing silence and noise floor that a user's
+    recording has and tightly cut training utterances lack.
+    wave (N,) -> (lead + N + trail,), lead (samples).
+    """
+    lead, trail = (round(_uniform(0.0, max_seconds, generator) * sample_rate) for _ in range(2))
+    level = peak_level(wave, sample_rate) * 10.0 ** (-_uniform(*floor_db, generator) / 20.0)
+    noise = torch.randn(lead + trail, generator=generator, dtype=wave.dtype) * level
+    return torch.cat([noise[:lead], wave, noise[lead:]]), lead
+
+
+def augment_wave(
+    wave: Tensor, cfg: AugmentConfig, sample_rate: int, generator: torch.Generator
+) -> tuple[Tensor, tuple[int, int]]:
+    """Training wave augmentation: random speed factor, background padding (with cfg.pad_prob),
+    gain, then noise (with cfg.noise_prob).
+
+    wave (N,) -> (augmented (N',), (start, end)): the samples [start, end) of the result hold
+    the original recording (all of it, speed-changed), the rest is added padding.
+    """
     pick = torch.randint(len(cfg.speed_factors), (), generator=generator).item()
     wave = speed_perturb(wave, cfg.speed_factors[pick], sample_rate)
+    start, length = 0, wave.numel()
+    if torch.rand((), generator=generator).item() < cfg.pad_prob:
+        wave, start = pad_with_background(wave, cfg.pad_seconds, cfg.pad_floor_db, sample_rate, generator)
     wave = random_gain(wave, cfg.gain_db, generator)
     if torch.rand((), generator=generator).item() < cfg.noise_prob:
         wave = add_noise(wave, cfg.noise_snr_db, generator)
-    return wave
+    return wave, (start, start + length)
 
 
 def _mask_along(feats: Tensor, dim: int, max_width: int, fill: float, generator: torch.Generator) -> None:

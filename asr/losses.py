@@ -34,7 +34,9 @@ def ctc_loss(log_probs: Tensor, enc_lens: Tensor, tokens: Tensor, token_lens: Te
     return loss / log_probs.size(0)
 
 
-def guided_attention_weights(out_lens: Tensor, in_lens: Tensor, U: int, T: int, sigma: float) -> Tensor:
+def guided_attention_weights(
+    out_lens: Tensor, in_lens: Tensor, U: int, T: int, sigma: float, speech: Optional[Tensor] = None
+) -> Tensor:
     """Penalty W[b, n, t] = 1 - exp(-(n'/N_b - t'/T_b)^2 / (2 sigma^2)) (Tachibana et al. 2017).
 
     n' = n + 1/2 and t' = t + 1/2 are the centres of token n and frame t: with N tokens
@@ -42,11 +44,21 @@ def guided_attention_weights(out_lens: Tensor, in_lens: Tensor, U: int, T: int, 
     (with n/N instead, a one-word utterance would be pulled to its leading silence).
     W is zero on that diagonal, close to 1 far from it, and zero outside the valid region.
     out_lens: (B,) tokens N_b; in_lens: (B,) encoder frames T_b. Returns (B, U, T).
+
+    speech: optional (B, 2) encoder frames [s_b, e_b) that hold the speech (the recording
+    before padding was added around it). The diagonal then runs over those frames only,
+    t' = (t + 1/2 - s_b) / (e_b - s_b), so attention on the added padding is penalised
+    like attention anywhere else off the path. Default: all T_b frames.
     """
+    frames = torch.arange(T, device=in_lens.device)[None, None, :]  # (1, 1, T)
+    if speech is None:
+        start, span = torch.zeros_like(in_lens), in_lens
+    else:
+        start, span = speech[:, 0], (speech[:, 1] - speech[:, 0]).clamp(min=1)
     n = (torch.arange(U, device=out_lens.device)[None, :, None] + 0.5) / out_lens[:, None, None]  # (B, U, 1)
-    t = (torch.arange(T, device=in_lens.device)[None, None, :] + 0.5) / in_lens[:, None, None]  # (B, 1, T)
+    t = (frames + 0.5 - start[:, None, None]) / span[:, None, None]  # (B, 1, T)
     w = 1.0 - torch.exp(-((n - t) ** 2) / (2.0 * sigma**2))
-    valid = (n < 1) & (t < 1)  # inside the utterance's N_b tokens and T_b frames
+    valid = (n < 1) & (frames < in_lens[:, None, None])  # inside the utterance's N_b tokens and T_b frames
     return w * valid
 
 
@@ -57,18 +69,20 @@ def guided_attention_loss(
     sigma: float,
     layers: Optional[Sequence[int]] = None,
     heads: Optional[Sequence[int]] = None,
+    speech: Optional[Tensor] = None,
 ) -> Tensor:
     """Expected penalty sum_t A[n, t] * W[n, t], averaged over the valid output positions n
     of the chosen layers and heads.
 
     attentions: per decoder layer, cross-attention (B, H, U, T'). Each row A[n, :] is a
     distribution over encoder frames, so the loss lies in [0, 1): close to 0 for a
-    monotonic diagonal attention, close to 1 for an anti-diagonal one.
+    monotonic diagonal attention, close to 1 for an anti-diagonal one. speech: see
+    `guided_attention_weights`.
     """
     chosen = [attentions[i] for i in layers] if layers is not None else list(attentions)
     if heads is not None:
         chosen = [a[:, list(heads)] for a in chosen]
     A = torch.stack(chosen, dim=1)  # (B, L, H, U, T')
     B, L, H, U, T = A.shape
-    W = guided_attention_weights(out_lens, in_lens, U, T, sigma)  # (B, U, T')
+    W = guided_attention_weights(out_lens, in_lens, U, T, sigma, speech)  # (B, U, T')
     return (A * W[:, None, None]).sum() / (out_lens.sum() * L * H)

@@ -228,7 +228,7 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.model(
                 batch.feats, batch.feat_lens, batch.tokens, batch.token_lens, self.cfg.loss, gw,
-                sampling_prob_at(self.cfg, step),
+                sampling_prob_at(self.cfg, step), batch.speech,
             )
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()

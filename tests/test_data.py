@@ -150,6 +150,26 @@ def test_frame_lengths_from_header_match_features(utts, tok):
     assert ds.frame_lengths() == [ds[i].feats.shape[0] for i in range(len(ds))]
     slow = ASRDataset(utts, tok, FEAT, AugmentConfig(speed_factors=(0.9, 1.1)))
     assert all(s > n for s, n in zip(slow.frame_lengths(), ds.frame_lengths()))
+    padded = ASRDataset(utts, tok, FEAT, AugmentConfig(speed_factors=(0.9, 1.1), pad_prob=1.0, pad_seconds=0.5))
+    assert all(p == s + 100 for p, s in zip(padded.frame_lengths(), slow.frame_lengths()))  # 2 x 0.5 s
+    assert all(padded[i].feats.shape[0] <= n for i, n in enumerate(padded.frame_lengths()))
+
+
+def test_speech_span_marks_the_recording_inside_the_padding(utts, tok):
+    band = FeatureConfig(high_freq=3800.0)  # FSDD is 8 kHz audio; the padding noise is white
+    plain = ASRDataset(utts, tok, band)
+    assert all(plain[i].speech == (0, plain[i].feats.shape[0]) for i in range(3))
+    aug = AugmentConfig(speed_factors=(1.0,), pad_prob=1.0, pad_seconds=0.5, freq_masks=0, time_masks=0)
+    padded = ASRDataset(utts, tok, band, aug)
+    for i in range(3):
+        start, end = padded[i].speech
+        frames = plain[i].feats.shape[0]
+        assert 0 < start and end < padded[i].feats.shape[0]
+        assert frames - 2 <= end - start <= frames  # frames whose window lies inside the recording
+        # the loudest frame of the recording is inside the span
+        assert start <= padded[i].feats.sum(1).argmax() < end
+    batch = collate([padded[0], plain[1]])
+    assert batch.speech.tolist() == [list(padded[0].speech), [0, plain[1].feats.shape[0]]]
 
 
 def test_bucket_sampler_covers_every_index_once_within_budget():

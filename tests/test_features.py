@@ -11,6 +11,8 @@ from asr.features import (
     compute_cmvn,
     fbank,
     num_frames,
+    pad_with_background,
+    peak_level,
     random_gain,
     spec_augment,
     speed_perturb,
@@ -94,10 +96,30 @@ def test_add_noise_hits_requested_snr(wave):
 
 
 def test_augment_wave_is_reproducible_per_generator(wave):
-    cfg = AugmentConfig(speed_factors=(0.9, 1.1), noise_prob=1.0, gain_db=(-3.0, 3.0))
-    a, b = augment_wave(wave, cfg, 16000, gen(5)), augment_wave(wave, cfg, 16000, gen(5))
+    cfg = AugmentConfig(speed_factors=(0.9, 1.1), noise_prob=1.0, gain_db=(-3.0, 3.0), pad_prob=0.5)
+    (a, span_a), (b, span_b) = augment_wave(wave, cfg, 16000, gen(5)), augment_wave(wave, cfg, 16000, gen(5))
     torch.testing.assert_close(a, b)
+    assert span_a == span_b
     assert a.numel() != wave.numel()  # a speed factor other than 1 was applied
+
+
+def test_pad_with_background_keeps_the_recording_between_faint_noise(wave):
+    out, lead = pad_with_background(wave, 1.0, (30.0, 40.0), 16000, gen(2))
+    trail = out.numel() - lead - wave.numel()
+    assert 0 < lead <= 16000 and 0 < trail <= 16000
+    assert torch.equal(out[lead : lead + wave.numel()], wave)
+    padding = torch.cat([out[:lead], out[lead + wave.numel() :]])
+    below_peak_db = 20 * math.log10(peak_level(wave, 16000) / padding.pow(2).mean().sqrt().item())
+    assert 29.5 < below_peak_db < 40.5
+
+
+def test_augment_wave_span_locates_the_recording(wave):
+    cfg = AugmentConfig(speed_factors=(1.0,), pad_prob=1.0, pad_seconds=0.5)
+    out, (start, end) = augment_wave(wave, cfg, 16000, gen(0))
+    assert end - start == wave.numel() and out.numel() > wave.numel()
+    assert torch.equal(out[start:end], wave)  # no gain or noise asked for
+    unpadded, span = augment_wave(wave, AugmentConfig(speed_factors=(1.1,)), 16000, gen(0))
+    assert span == (0, unpadded.numel())
 
 
 def test_spec_augment_masks_but_keeps_shape(wave):

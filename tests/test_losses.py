@@ -38,6 +38,24 @@ def test_diagonal_attention_costs_less_than_anti_diagonal():
     assert low < mid < high
 
 
+def test_speech_span_moves_the_diagonal_onto_the_speech():
+    # 4 tokens spoken in encoder frames [10, 22) of 30: padding before and after.
+    U, T = 4, 30
+    speech = torch.tensor([[10, 22]])
+    W = guided_attention_weights(torch.tensor([U]), torch.tensor([T]), U, T, sigma=0.3, speech=speech)
+    assert W[0, 0, 11] == 0 and W[0, 3, 20] == 0  # (n + 1/2) / 4 == (t + 1/2 - 10) / 12
+    assert W[0, 0, 0] > W[0, 0, 8] > W[0, 0, 11]  # the leading padding costs, more the farther
+    assert W[0, 3, 29] > W[0, 3, 20]
+    whole = guided_attention_weights(torch.tensor([U]), torch.tensor([T]), U, T, sigma=0.3)
+    assert whole[0, 0, 11] > 0  # without the span the diagonal runs over all 30 frames
+    on_speech = torch.zeros(U, T)
+    for n in range(U):
+        on_speech[n, 10 + int((n + 0.5) * 12 / U)] = 1.0
+    lens = torch.tensor([U]), torch.tensor([T])
+    assert guided_attention_loss([on_speech[None, None]], *lens, sigma=0.3, speech=speech) < 0.01
+    assert guided_attention_loss([on_speech[None, None]], *lens, sigma=0.3) > 0.05
+
+
 def test_layer_and_head_selection():
     U, T = 4, 20
     good = diagonal(U, T)[None, None]  # (1, 1, U, T)

@@ -97,3 +97,16 @@ def test_scheduled_sampling_replaces_only_real_positions(model):
     assert torch.equal(always[0, 1:], predicted[0, :-1])  # all of utterance 0 replaced
     assert always[0, 0] == SOS_ID
     assert torch.equal(always[1, 2:], inputs[1, 2:])  # padding of utterance 1 untouched
+
+
+def test_guide_follows_the_speech_span_in_encoder_frames(model):
+    feats, lens = torch.randn(2, 120, 80), torch.tensor([120, 90])
+    tokens, tlens = torch.tensor([[5, 6, 7], [8, 9, PAD_ID]]), torch.tensor([3, 2])
+    whole = torch.tensor([[0, 120], [0, 90]])  # feature frames
+    default = model(feats, lens, tokens, tlens, LossConfig(), guided_weight=1.0)
+    spanned = model(feats, lens, tokens, tlens, LossConfig(), guided_weight=1.0, speech=whole)
+    torch.testing.assert_close(default.guided, spanned.guided)
+    padded = model(feats, lens, tokens, tlens, LossConfig(), guided_weight=1.0, speech=torch.tensor([[40, 80], [8, 30]]))
+    assert padded.guided != default.guided
+    spans = model.encoder_frames(torch.tensor([[3, 119], [4, 90]]), torch.tensor([28, 21]))
+    assert spans.tolist() == [[0, 28], [1, 21]]

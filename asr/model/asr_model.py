@@ -68,6 +68,11 @@ class ASRModel(nn.Module):
         # tokens: (B, U) starting with SOS -> logits (B, U, V), cross-attention per layer (B, H, U, T')
         return self.decoder(enc, enc_lens, tokens, need_attention)
 
+    def encoder_frames(self, spans: Tensor, enc_lens: Tensor) -> Tensor:
+        """Feature frame spans (B, 2) [start, end) -> encoder frame spans (B, 2), ends within enc_lens (B,)."""
+        out = torch.div(spans, self.subsampling_factor, rounding_mode="floor")
+        return torch.stack([out[:, 0], torch.minimum(out[:, 1], enc_lens)], dim=1)
+
     def ctc_log_probs(self, enc: Tensor) -> Tensor:
         if self.ctc_head is None:
             raise RuntimeError("this model has no CTC head (model.ctc: false)")
@@ -82,6 +87,7 @@ class ASRModel(nn.Module):
         loss_cfg: LossConfig,
         guided_weight: float,
         sampling_prob: float = 0.0,
+        speech: Optional[Tensor] = None,  # (B, 2) frames [start, end) of the recordings, for the guide
     ) -> LossOutput:
         enc, enc_lens = self.encode(feats, feat_lens)
         inputs, targets = decoder_io(tokens, token_lens)  # (B, U+1) each
@@ -95,7 +101,8 @@ class ASRModel(nn.Module):
         guided = (
             # The EOS row is left out: it has no share of the audio to sit on.
             guided_attention_loss(
-                attn, token_lens, enc_lens, loss_cfg.guided_sigma, loss_cfg.guided_layers, loss_cfg.guided_heads
+                attn, token_lens, enc_lens, loss_cfg.guided_sigma, loss_cfg.guided_layers, loss_cfg.guided_heads,
+                self.encoder_frames(speech, enc_lens) if speech is not None else None,
             )
             if need_attention
             else zero
