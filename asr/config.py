@@ -50,6 +50,7 @@ class AugmentConfig:
     pad_prob: float = 0.0  # probability of padding both ends with faint noise (silence as recorded)
     pad_seconds: float = 1.0  # at most this much padding on each side
     pad_floor_db: tuple[float, float] = (25.0, 60.0)  # padding level: this far below the loudest 10 ms
+    vtlp_warp: tuple[float, float] = (1.0, 1.0)  # range of the random mel-filter warp (VTLP); (1, 1) = off
 
 
 @dataclass(frozen=True)

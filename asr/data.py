@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from asr.audio import audio_duration, load_audio
 from asr.config import AugmentConfig, FeatureConfig
-from asr.features import augment_wave, fbank, num_frames, spec_augment
+from asr.features import augment_wave, fbank, num_frames, spec_augment, vtlp_factor
 from asr.tokenizer import PAD_ID, Tokenizer, normalize_text
 
 
@@ -209,9 +209,11 @@ class ASRDataset(Dataset):
         if self.augment is not None:
             generator = seeded_generator(self.seed, self.epoch, index)  # reproducible per item
             wave, span = augment_wave(wave, self.augment, self.feat_cfg.sample_rate, generator)
-        feats = fbank(wave, self.feat_cfg)  # (T, n_mels)
         if self.augment is not None:
+            feats = fbank(wave, self.feat_cfg, vtlp_factor(self.augment, generator))  # (T, n_mels)
             feats = spec_augment(feats, self.augment, generator)
+        else:
+            feats = fbank(wave, self.feat_cfg)  # (T, n_mels)
         text = normalize_text(utt.text or "")
         tokens = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)  # (U,)
         return Example(utt.id, feats, tokens, text, self._frames(span, feats.shape[0]))

@@ -22,6 +22,10 @@ from asr.config import AugmentConfig, FeatureConfig
 
 # kaldi.fbank works on the int16 scale; our waveforms are in [-1, 1].
 INT16_SCALE = 32768.0
+# VTLN warp: frequencies below VTLN_LOW_HZ and above VTLN_HIGH_RATIO * the top filter edge
+# are mapped with the gentler end segments of the piecewise-linear warp.
+VTLN_LOW_HZ = 100.0
+VTLN_HIGH_RATIO = 0.9
 
 
 def _window_and_shift(cfg: FeatureConfig) -> tuple[int, int]:
@@ -36,10 +40,16 @@ def num_frames(num_samples: int, cfg: FeatureConfig) -> int:
     return 0 if num_samples < window else 1 + (num_samples - window) // shift
 
 
-def fbank(wave: Tensor, cfg: FeatureConfig) -> Tensor:
-    """wave: (N,) float in [-1, 1] at cfg.sample_rate -> log-mel feats: (T, n_mels)."""
+def fbank(wave: Tensor, cfg: FeatureConfig, warp: float = 1.0) -> Tensor:
+    """wave: (N,) float in [-1, 1] at cfg.sample_rate -> log-mel feats: (T, n_mels).
+
+    warp: VTLN frequency warp factor of the mel filters (Kaldi's piecewise-linear warp,
+    fixed below VTLN_LOW_HZ and near the top edge); 1 = none. Training draws it at random
+    (VTLP, Jaitly & Hinton 2013) to imitate other vocal tract lengths.
+    """
     if num_frames(wave.numel(), cfg) == 0:
         return wave.new_zeros(0, cfg.num_mel_bins)
+    top = cfg.high_freq if cfg.high_freq > 0 else cfg.sample_rate / 2 + cfg.high_freq
     return kaldi.fbank(
         wave.float().unsqueeze(0) * INT16_SCALE,
         num_mel_bins=cfg.num_mel_bins,
@@ -50,6 +60,9 @@ def fbank(wave: Tensor, cfg: FeatureConfig) -> Tensor:
         high_freq=cfg.high_freq,
         dither=0.0,
         subtract_mean=cfg.utterance_cmn,
+        vtln_warp=warp,
+        vtln_low=VTLN_LOW_HZ,
+        vtln_high=VTLN_HIGH_RATIO * top,
     )
 
 
@@ -148,6 +161,12 @@ def augment_wave(
     if torch.rand((), generator=generator).item() < cfg.noise_prob:
         wave = add_noise(wave, cfg.noise_snr_db, generator)
     return wave, (start, start + length)
+
+
+def vtlp_factor(cfg: AugmentConfig, generator: torch.Generator) -> float:
+    """A VTLP warp factor drawn uniformly in cfg.vtlp_warp (always 1 for the range (1, 1))."""
+    low, high = cfg.vtlp_warp
+    return 1.0 if low == high == 1.0 else _uniform(low, high, generator)
 
 
 def _mask_along(feats: Tensor, dim: int, max_width: int, fill: float, generator: torch.Generator) -> None:

@@ -16,6 +16,7 @@ from asr.features import (
     random_gain,
     spec_augment,
     speed_perturb,
+    vtlp_factor,
 )
 
 CFG = FeatureConfig()
@@ -150,3 +151,15 @@ def test_utterance_cmn_removes_a_constant_channel_gain(wav_path):
     assert quiet.mean(0).abs().max() < 1e-3
     assert torch.allclose(quiet, loud, atol=1e-3)
     assert not torch.allclose(fbank(wave, FeatureConfig()), fbank(4.0 * wave, FeatureConfig()), atol=1e-3)
+
+
+def test_vtlp_warp_moves_a_tone_across_the_mel_filters():
+    t = torch.arange(16000) / 16000
+    tone = 0.3 * torch.sin(2 * math.pi * 1000 * t)  # 1 kHz, inside the warped range
+    cfg = FeatureConfig(high_freq=3800.0)
+    peak = {w: fbank(tone, cfg, warp=w).mean(0).argmax().item() for w in (0.85, 1.0, 1.15)}
+    assert peak[0.85] != peak[1.0] != peak[1.15] and len(set(peak.values())) == 3
+    assert torch.equal(fbank(tone, cfg, warp=1.0), fbank(tone, cfg))
+    draws = {vtlp_factor(AugmentConfig(vtlp_warp=(0.9, 1.1)), gen(s)) for s in range(5)}
+    assert len(draws) == 5 and all(0.9 <= d <= 1.1 for d in draws)
+    assert vtlp_factor(AugmentConfig(), gen(0)) == 1.0
