@@ -22,7 +22,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     t = Transcriber.load(args.model)
-    result = t.transcribe(args.audio)
+    result = t.transcribe(args.audio, attention=True)
     if result.attention is None:
         raise SystemExit("no attention: the recording was cut into several pieces")
     plot_attention([result.attention], result.tokens + ["<eos>"][: len(result.attention) - len(result.tokens)],
