@@ -209,7 +209,6 @@ class ASRDataset(Dataset):
         if self.augment is not None:
             generator = seeded_generator(self.seed, self.epoch, index)  # reproducible per item
             wave, span = augment_wave(wave, self.augment, self.feat_cfg.sample_rate, generator)
-        if self.augment is not None:
             feats = fbank(wave, self.feat_cfg, vtlp_factor(self.augment, generator))  # (T, n_mels)
             feats = spec_augment(feats, self.augment, generator)
         else:

@@ -19,6 +19,7 @@ import torchaudio.functional as AF
 from torch import Tensor
 
 from asr.config import AugmentConfig, FeatureConfig
+from asr.segment import block_energy_db
 
 # kaldi.fbank works on the int16 scale; our waveforms are in [-1, 1].
 INT16_SCALE = 32768.0
@@ -122,9 +123,7 @@ def add_noise(wave: Tensor, snr_db: tuple[float, float], generator: torch.Genera
 
 def peak_level(wave: Tensor, sample_rate: int) -> float:
     """RMS of the loudest 10 ms block of wave (N,)."""
-    block = max(1, sample_rate // 100)
-    blocks = wave[: max(block, wave.numel() // block * block)]
-    return blocks.reshape(-1, min(block, blocks.numel())).pow(2).mean(1).sqrt().max().item()
+    return 10.0 ** (block_energy_db(wave.numpy(), max(1, sample_rate // 100)).max() / 20.0)
 
 
 def pad_with_background(

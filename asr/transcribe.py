@@ -102,8 +102,9 @@ class Transcriber:
                 # attention is also the fallback for word times when CTC alignment cannot be used
                 found = search(self.model, enc, enc_lens, opts, need_attention=attention or timestamps)
                 if timestamps and self.model.has_ctc:
+                    log_probs = self.model.ctc_log_probs(enc).cpu()  # (B, T', V)
                     for j, (i, n) in enumerate(zip(idx, enc_lens.tolist())):
-                        ctc_log_probs[i] = self.model.ctc_log_probs(enc[j : j + 1, :n])[0].cpu()
+                        ctc_log_probs[i] = log_probs[j, :n]
             for i, hyp in zip(idx, found):
                 hyps[i] = hyp
         by_wave: list[list] = [[] for _ in waves]  # the pieces of each input, in order

@@ -21,7 +21,7 @@ the rows. Each condition is seeded, so two models see exactly the same audio.
 from __future__ import annotations
 
 import argparse
-import io
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -36,32 +36,41 @@ from asr.evaluate import Normalizer, score
 from asr.transcribe import Transcriber
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the test suite's WAV writer
+from fsdd_audio import wav_bytes  # noqa: E402
+
 DEFAULT_DATA = REPO / "recipes" / "digits" / "data" / "dev"
 SEED = 0
 
-Condition = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+# (wave (N,), sample rate, rng) -> (changed wave (N',), its sample rate)
+Condition = Callable[[np.ndarray, int, np.random.Generator], tuple[np.ndarray, int]]
 
 
 def _gain(db: float) -> Condition:
-    return lambda wave, sr, rng: np.clip(wave * 10 ** (db / 20), -1.0, 1.0)
+    return lambda wave, sr, rng: (wave * 10 ** (db / 20), sr)
 
 
-def _pad_silence(wave: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+def _pad_silence(wave: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     pad = (1e-3 * rng.standard_normal(sr)).astype(np.float32)  # 1 s at about -60 dBFS
-    return np.concatenate([pad, wave, pad])
+    return np.concatenate([pad, wave, pad]), sr
 
 
-def _white_noise(wave: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+def _white_noise(wave: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     power = np.mean(wave**2) / 10 ** (20 / 10)
-    return wave + np.sqrt(power) * rng.standard_normal(len(wave)).astype(np.float32)
+    return wave + np.sqrt(power) * rng.standard_normal(len(wave)).astype(np.float32), sr
+
+
+def _wideband(wave: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    return AF.resample(torch.from_numpy(wave), sr, 16000).numpy(), 16000
 
 
 CONDITIONS: dict[str, Condition] = {
-    "clean": lambda wave, sr, rng: wave,
+    "clean": lambda wave, sr, rng: (wave, sr),
     "quiet -20dB": _gain(-20),
     "loud +10dB": _gain(10),
     "silence 1s": _pad_silence,
     "noise 20dB": _white_noise,
+    "wideband 16k": _wideband,
 }
 
 
@@ -78,31 +87,19 @@ def main(argv=None) -> None:
     utts = load_manifest(args.data)[: args.utts or None]
     refs = {u.id: u.text or "" for u in utts}
     recordings = [sf.read(u.audio, dtype="float32", always_2d=True) for u in utts]
-    native = [w.mean(axis=1) for w, _ in recordings]  # (N,) mono at the file's own rate
-    rates = [sr for _, sr in recordings]
+    native = [(w.mean(axis=1), sr) for w, sr in recordings]  # (N,) mono at the file's own rate
     print(f"model {t.model_name}, {len(utts)} utterances of {args.data}, {t.default_options}")
     print(f"{'condition':<14} {'WER %':>6} {'S':>4} {'D':>4} {'I':>4} {'seconds':>8}")
-    rows = dict(CONDITIONS)
-    rows["wideband 16k"] = None  # resampling, below
-    for name, change in rows.items():
+    for name, change in CONDITIONS.items():
         rng = np.random.default_rng(SEED)
         start = time.perf_counter()
-        if change is None:
-            waves = [AF.resample(torch.from_numpy(w), sr, 16000).numpy() for w, sr in zip(native, rates)]
-            waves = [t.load_audio(to_wav_bytes(w, 16000)) for w in waves]
-        else:
-            waves = [t.load_audio(to_wav_bytes(change(w, sr, rng), sr)) for w, sr in zip(native, rates)]
+        changed = [change(w, sr, rng) for w, sr in native]
+        # as a client would send it: 16-bit PCM WAV (clipped at full scale)
+        waves = [t.load_audio(wav_bytes(np.clip(w, -1.0, 1.0), sr)) for w, sr in changed]
         hyps = {u.id: r.text for u, r in zip(utts, t.transcribe_batch(waves))}
         report = score(refs, hyps, Normalizer())
         print(f"{name:<14} {100 * report.wer:>6.2f} {report.substitutions:>4} {report.deletions:>4} "
               f"{report.insertions:>4} {time.perf_counter() - start:>8.1f}")
-
-
-def to_wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
-    """As a client would send it: 16-bit PCM WAV."""
-    buf = io.BytesIO()
-    sf.write(buf, np.clip(wave, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
 
 
 if __name__ == "__main__":
