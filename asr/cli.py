@@ -25,7 +25,29 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ctc-weight", type=float, default=None,
                    help="weight of CTC prefix scores in beam search (default: the model's inference.ctc_weight)")
     p.add_argument("--length-penalty", type=float, default=1.0)
+    p.add_argument("--vtln-warps", type=warp_list, default=None, metavar="W1,W2,...",
+                   help="test-time VTLN: decode with each mel-filter warp, keep the best-scoring result "
+                   "(e.g. 0.9,0.95,1,1.05,1.1; 1 = off; default: the model's inference.vtln_warps)")
     p.add_argument("--device", default="cpu")
+
+
+def warp_list(text: str) -> tuple[float, ...]:
+    try:
+        warps = tuple(float(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not all(0.5 <= w <= 1.5 for w in warps):
+        raise argparse.ArgumentTypeError(f"warps must lie in [0.5, 1.5], got {text!r}")
+    return warps
+
+
+def load_transcriber(args: argparse.Namespace):
+    from asr.transcribe import Transcriber
+
+    transcriber = Transcriber.load(args.model, args.device)
+    if args.vtln_warps is not None:
+        transcriber.vtln_warps = args.vtln_warps
+    return transcriber
 
 
 def decode_options(args: argparse.Namespace, transcriber) -> DecodeOptions:
@@ -57,9 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from asr.transcribe import Transcriber
-
-    transcriber = Transcriber.load(args.model, args.device)
+    transcriber = load_transcriber(args)
     opts = decode_options(args, transcriber)
     status = 0
     for path in args.files:
@@ -80,10 +100,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     from asr.data import load_manifest
-    from asr.transcribe import Transcriber
 
     utts = load_manifest(args.data)
-    transcriber = Transcriber.load(args.model, args.device)
+    transcriber = load_transcriber(args)
     opts = decode_options(args, transcriber)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -130,6 +130,13 @@ class InferenceConfig:
     min_segment_seconds: float = 10.0
     max_batch_seconds: float = 160.0  # padded audio per decoding batch
     ctc_weight: float = 0.0  # default weight of CTC prefix scores in beam search (models with a CTC head)
+    # Test-time VTLN: each piece is decoded once per mel-filter warp (asr.features.fbank) and the
+    # hypothesis with the best length-normalised score is kept; (1.0,) = off. Costs one decode per warp.
+    vtln_warps: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        if not self.vtln_warps or not all(0.5 <= w <= 1.5 for w in self.vtln_warps):
+            raise ConfigError(f"inference.vtln_warps: need one or more warps in [0.5, 1.5], got {self.vtln_warps!r}")
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,11 @@ def search(
     return [dataclasses.replace(h, attention=a) for h, a in zip(hyps, attention)]
 
 
+def normalised_score(hyp: Hypothesis, opts: DecodeOptions) -> float:
+    """score / n ** length_penalty with n = tokens + 1 (EOS): comparable across searches of one input."""
+    return hyp.score / (len(hyp.tokens) + 1) ** opts.length_penalty
+
+
 def _check_model(model, opts: DecodeOptions) -> None:
     if model.training:
         raise ValueError("decode() needs the model in eval mode: call model.eval() first")

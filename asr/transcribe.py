@@ -2,7 +2,9 @@
 
 The one object the CLI and the web service call. Long recordings are cut at quiet
 points into pieces close to the training lengths (asr/segment.py); all pieces of all
-inputs are decoded together in length-bounded batches, then put back in order.
+inputs are decoded together in length-bounded batches, then put back in order. With
+test-time VTLN (inference.vtln_warps) each batch is decoded once per warp of the mel
+filters and each piece keeps its best-scoring hypothesis.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import torch
 
 from asr.alignment import AlignmentError, attention_word_times, ctc_word_times
 from asr.audio import load_audio
-from asr.decoding import DecodeOptions, Hypothesis, search
-from asr.features import fbank
+from asr.decoding import DecodeOptions, Hypothesis, normalised_score, search
+from asr.features import fbank, num_frames
 from asr.model import PRETRAINED_DIR, load_model_dir
 from asr.segment import Piece, SegmentConfig, batch_pieces, split_long_audio
 
@@ -63,6 +65,7 @@ class Transcriber:
         self.segment_cfg = SegmentConfig(max_seconds=inf.max_segment_seconds, min_seconds=inf.min_segment_seconds)
         # The search the model was tuned for; callers override it per request.
         self.default_options = DecodeOptions(ctc_weight=inf.ctc_weight if model.has_ctc else 0.0)
+        self.vtln_warps = inf.vtln_warps
 
     @classmethod
     def load(cls, model_dir: Optional[str | Path] = None, device: str = "cpu") -> "Transcriber":
@@ -90,23 +93,26 @@ class Transcriber:
         opts = opts or self.default_options
         waves = [self.load_audio(a) for a in audios]  # each (N,) float32 at self.sample_rate
         pieces = [(w, p) for w, wave in enumerate(waves) for p in split_long_audio(wave, self.sample_rate, self.segment_cfg)]
-        feats = [fbank(torch.from_numpy(waves[w][p.start : p.end]), self.cfg.features) for w, p in pieces]
+        chunks = [torch.from_numpy(waves[w][p.start : p.end]) for w, p in pieces]  # each (N,)
+        frames = [num_frames(c.numel(), self.cfg.features) for c in chunks]
         hyps: list[Optional[Hypothesis]] = [None] * len(pieces)
         ctc_log_probs: list[Optional[torch.Tensor]] = [None] * len(pieces)  # (T', V) per piece, for word times
         max_frames = int(self.cfg.inference.max_batch_seconds * 1000 / self.cfg.features.frame_shift_ms)
-        for idx in batch_pieces([f.size(0) for f in feats], max_frames):
-            batch_feats = torch.nn.utils.rnn.pad_sequence([feats[i] for i in idx], batch_first=True)  # (B, T, F)
-            lens = torch.tensor([feats[i].size(0) for i in idx])
-            with torch.inference_mode():
-                enc, enc_lens = self.model.encode(batch_feats.to(self.device), lens.to(self.device))  # (B, T', D)
-                # attention is also the fallback for word times when CTC alignment cannot be used
-                found = search(self.model, enc, enc_lens, opts, need_attention=attention or timestamps)
-                if timestamps and self.model.has_ctc:
-                    log_probs = self.model.ctc_log_probs(enc).cpu()  # (B, T', V)
-                    for j, (i, n) in enumerate(zip(idx, enc_lens.tolist())):
-                        ctc_log_probs[i] = log_probs[j, :n]
-            for i, hyp in zip(idx, found):
-                hyps[i] = hyp
+        for idx in batch_pieces(frames, max_frames):
+            lens = torch.tensor([frames[i] for i in idx])
+            for warp in self.vtln_warps:
+                feats = [fbank(chunks[i], self.cfg.features, warp) for i in idx]
+                batch_feats = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, F)
+                with torch.inference_mode():
+                    enc, enc_lens = self.model.encode(batch_feats.to(self.device), lens.to(self.device))  # (B, T', D)
+                    # attention is also the fallback for word times when CTC alignment cannot be used
+                    found = search(self.model, enc, enc_lens, opts, need_attention=attention or timestamps)
+                    log_probs = self.model.ctc_log_probs(enc).cpu() if timestamps and self.model.has_ctc else None
+                for j, (i, hyp) in enumerate(zip(idx, found)):
+                    if hyps[i] is None or normalised_score(hyp, opts) > normalised_score(hyps[i], opts):
+                        hyps[i] = hyp
+                        if log_probs is not None:
+                            ctc_log_probs[i] = log_probs[j, : int(enc_lens[j])]  # (B, T', V) row, unpadded
         by_wave: list[list] = [[] for _ in waves]  # the pieces of each input, in order
         for (w, piece), hyp, log_probs in zip(pieces, hyps, ctc_log_probs):
             by_wave[w].append((piece, hyp, log_probs))

@@ -72,7 +72,7 @@ def main(argv=None) -> None:
     # Warm-up on real speech through the same path (decoding, resampling, the search's kernels),
     # so the first timed duration does not pay for one-off initialisation.
     transcriber.transcribe(load_audio(wav_bytes(long_recording(1)[0]), transcriber.sample_rate), opts)
-    print(f"model {transcriber.model_name}, {opts}, {args.threads} thread(s)")
+    print(f"model {transcriber.model_name}, {opts}, VTLN warps {transcriber.vtln_warps}, {args.threads} thread(s)")
     print(f"{'target':>7} {'audio':>8} {'seconds':>8} {'RTF':>7} {'WER':>6} {'pieces':>6} {'peak RSS':>9}")
     for target in args.durations:
         wave, reference = long_recording(target)

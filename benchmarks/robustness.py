@@ -88,7 +88,7 @@ def main(argv=None) -> None:
     refs = {u.id: u.text or "" for u in utts}
     recordings = [sf.read(u.audio, dtype="float32", always_2d=True) for u in utts]
     native = [(w.mean(axis=1), sr) for w, sr in recordings]  # (N,) mono at the file's own rate
-    print(f"model {t.model_name}, {len(utts)} utterances of {args.data}, {t.default_options}")
+    print(f"model {t.model_name}, {len(utts)} utterances of {args.data}, {t.default_options}, VTLN warps {t.vtln_warps}")
     print(f"{'condition':<14} {'WER %':>6} {'S':>4} {'D':>4} {'I':>4} {'seconds':>8}")
     for name, change in CONDITIONS.items():
         rng = np.random.default_rng(SEED)

@@ -3,6 +3,7 @@
 
   .venv/bin/python benchmarks/speed.py                       # shipped model, recipe dev set
   .venv/bin/python benchmarks/speed.py --data recipes/digits/data/dev --model exp/.../model
+  .venv/bin/python benchmarks/speed.py --vtln-warps 1          # one decode per input, no test-time VTLN
 
 Training: seconds of audio processed per second of wall time by the training step
 (forward, losses incl. guided attention, backward, AdamW) with the model's own config
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from asr.cli import warp_list
 from asr.data import ASRDataset, BucketBatchSampler, collate, load_manifest
 from asr.decoding import DecodeOptions
 from asr.model import ASRModel
@@ -37,6 +39,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--utts", type=int, default=100, help="utterances to decode (default: 100)")
     p.add_argument("--train-steps", type=int, default=20, help="training steps to time (default: 20)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    p.add_argument("--vtln-warps", type=warp_list, default=None, metavar="W1,W2,...",
+                   help="test-time VTLN warps (default: the model's inference.vtln_warps; 1 = off)")
     return p.parse_args()
 
 
@@ -79,11 +83,13 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     t = Transcriber.load(args.model)
+    t.vtln_warps = args.vtln_warps or t.vtln_warps
     utts = load_manifest(args.data)[: args.utts]
     waves = [t.load_audio(u.audio) for u in utts]
     seconds = sum(len(w) for w in waves) / t.sample_rate
     print(f"model {t.model_name}: {sum(p.numel() for p in t.model.parameters()) / 1e6:.2f} M parameters; "
-          f"torch threads {torch.get_num_threads()}; {len(waves)} utterances, {seconds:.1f} s of audio from {args.data}")
+          f"torch threads {torch.get_num_threads()}; VTLN warps {t.vtln_warps}; "
+          f"{len(waves)} utterances, {seconds:.1f} s of audio from {args.data}")
     print(f"{'decoder':<22}{'RTF one by one':>16}{'RTF batched':>14}")
     for name, opts in [
         ("greedy", DecodeOptions(method="greedy")),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(8, ge=1)  # short requests decoded together (micro-batching)
     batch_wait_ms: float = Field(5.0, ge=0)  # how long a batch waits for company when idle
     torch_threads: int = Field(0, ge=0)  # torch intra-op threads; 0 keeps torch's default
+    # test-time VTLN warps, e.g. [1.0] (JSON) for one decode per request: faster, a little less accurate;
+    # None keeps the model's inference.vtln_warps
+    vtln_warps: Optional[tuple[Annotated[float, Field(ge=0.5, le=1.5)], ...]] = Field(None, min_length=1)
     api_key: Optional[SecretStr] = None  # if set, transcription routes need `Authorization: Bearer <key>`
     retry_after_s: int = Field(1, ge=1)  # Retry-After sent with 503
 

@@ -73,3 +73,17 @@ def test_decode_writes_one_line_per_utterance(tiny_model, tmp_path, fsdd_dir):
     assert r.returncode == 0, r.stderr
     lines = (tmp_path / "hyp").read_text().splitlines()
     assert [line.split()[0] for line in lines] == ["u0", "u1", "u2"]
+
+
+def test_bad_vtln_warps_exit_2(tiny_model, wav_path, tmp_path):
+    r = asr("transcribe", wav_path, "--model", tiny_model, "--vtln-warps", "0.9,x")
+    assert r.returncode == 2 and "--vtln-warps" in r.stderr and "Traceback" not in r.stderr
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("inference:\n  vtln_warps: []\n")
+    r = asr("train", cfg)
+    assert r.returncode == 2 and "vtln_warps" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_transcribe_with_vtln_warps(tiny_model, wav_path):
+    r = asr("transcribe", wav_path, "--model", tiny_model, "--decoder", "greedy", "--vtln-warps", "0.9,1,1.1")
+    assert r.returncode == 0, r.stderr

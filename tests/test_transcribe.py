@@ -78,3 +78,24 @@ def test_attention_only_when_asked_and_text_unchanged(transcriber, fsdd_dir):
     assert plain.attention is None and plain.text == drawn.text
     assert drawn.attention.shape[0] == len(drawn.tokens)  # a row per emitted token
     assert np.allclose(drawn.attention.sum(-1), 1.0, atol=1e-3)  # each row: a distribution over frames
+
+
+def test_vtln_warps_keep_the_best_scoring_warp_per_input(transcriber, fsdd_dir):
+    import torch
+
+    from asr.decoding import decode, normalised_score
+    from asr.features import fbank
+
+    warps = (0.9, 1.0, 1.1)
+    tta = Transcriber(transcriber.model, transcriber.tokenizer, transcriber.cfg, "tta")
+    tta.vtln_warps = warps
+    waves = [to_16k(transcriber, connected_digits(fsdd_dir, d, DEV_SPEAKER)[0]) for d in DIGIT_STRINGS]
+    opts = DecodeOptions(method="beam", beam_size=3)
+    got = [r.text for r in tta.transcribe_batch(waves, opts)]
+    for wave, text in zip(waves, got):
+        by_warp = []
+        for warp in warps:
+            feats = fbank(torch.from_numpy(wave), transcriber.cfg.features, warp)[None]  # (1, T, F)
+            hyp = decode(transcriber.model, feats, torch.tensor([feats.size(1)]), opts, need_attention=False)[0]
+            by_warp.append((normalised_score(hyp, opts), transcriber.tokenizer.decode(hyp.tokens)))
+        assert text == max(by_warp)[1], by_warp
