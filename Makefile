@@ -15,9 +15,9 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Debian packages used by the recipe (espeak-ng voices) and the browser test (chromium).
+# Debian packages used by the recipe (espeak-ng and flite voices) and the browser test (chromium).
 system-deps:
-	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng chromium chromium-driver
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng flite chromium chromium-driver
 
 test: install
 	$(VENV)/bin/pytest -q

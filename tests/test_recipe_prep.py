@@ -18,7 +18,7 @@ sys.path.insert(0, str(LOCAL))
 import combine  # noqa: E402
 import download  # noqa: E402
 import make_connected  # noqa: E402
-import synth_espeak  # noqa: E402
+import synth  # noqa: E402
 from fsdd import DIGIT_WORDS, RECORDING_NAME, read_path_file  # noqa: E402
 from kaldi_dir import read_data_dir  # noqa: E402
 from stage import run_main  # noqa: E402
@@ -237,13 +237,16 @@ def test_combine_unions_dirs_and_rejects_duplicate_ids(tmp_path, data, capsys):
 # --- synthetic voices -------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
-def test_synth_writes_readable_8k_wavs_independent_of_worker_count(tmp_path):
+@pytest.mark.parametrize("engine", synth.ENGINES)
+def test_synth_writes_readable_8k_wavs_independent_of_worker_count(tmp_path, engine):
+    if shutil.which(engine) is None:
+        pytest.fail(f"{engine} not installed: run `make system-deps`")
     runs = {}
     for jobs in ("1", "2"):
         data = tmp_path / f"jobs{jobs}"
-        assert run_main(synth_espeak.main, ["--data", str(data), "--num-utts", "4", "--jobs", jobs]) == 0
-        runs[jobs] = read_data_dir(data / "train_synth")
+        args = ["--data", str(data), "--engine", engine, "--num-utts", "4", "--jobs", jobs]
+        assert run_main(synth.main, args) == 0
+        runs[jobs] = read_data_dir(data / f"train_{engine.split('-')[0]}")
     assert len(runs["2"]) == 4
     for utt, same in zip(runs["2"], runs["1"]):
         info = sf.info(utt.wav)
@@ -253,19 +256,32 @@ def test_synth_writes_readable_8k_wavs_independent_of_worker_count(tmp_path):
         audio = sf.read(utt.wav, dtype="int16")[0].astype(np.float64)
         assert frame_db(audio).max() > -40  # speech, at about the level of FSDD
         assert all(w in DIGIT_WORDS for w in utt.text.split())
-        assert utt.sources[0].startswith("espeak-ng:")
+        assert utt.sources[0].startswith(f"{engine}:")
         assert utt.wav.read_bytes() == same.wav.read_bytes()
 
 
-def test_synth_without_espeak_fails_unless_optional(tmp_path, capsys):
-    args = ["--data", str(tmp_path / "data"), "--num-utts", "2", "--espeak", str(tmp_path / "no-espeak-ng")]
-    assert run_main(synth_espeak.main, args) == 1
+def test_flite_digits_are_spoken_one_by_one_with_pauses(tmp_path):
+    """flite speaks each digit on its own; the digits are joined with FSDD-like pauses."""
+    if shutil.which("flite") is None:
+        pytest.fail("flite not installed: run `make system-deps`")
+    args = synth.parse_args(["--engine", "flite", "--num-utts", "20", "--min-digits", "3"])
+    for job in synth.plan_jobs(args, tmp_path):
+        assert len(job.gaps) == len(job.words) + 1
+        pauses = [g * 1000 / SAMPLE_RATE for g in job.gaps[1:-1]]
+        assert all(make_connected.PAUSE_MS[0] - 1 <= p <= make_connected.PAUSE_MS[1] + 1 for p in pauses)
+    job = synth.plan_jobs(args, tmp_path)[0]
+    assert len(synth.speak(job, "flite", tmp_path)) == len(job.words)
+
+
+def test_synth_without_engine_fails_unless_optional(tmp_path, capsys):
+    args = ["--data", str(tmp_path / "data"), "--num-utts", "2", "--exe", str(tmp_path / "no-espeak-ng")]
+    assert run_main(synth.main, args) == 1
     assert "not found" in capsys.readouterr().err
-    assert run_main(synth_espeak.main, [*args, "--optional"]) == 0
-    assert not (tmp_path / "data" / "train_synth").exists()
+    assert run_main(synth.main, [*args, "--optional"]) == 0
+    assert not (tmp_path / "data" / "train_espeak").exists()
 
 
-@pytest.mark.parametrize("script", ["download.py", "make_connected.py", "combine.py"])
+@pytest.mark.parametrize("script", ["download.py", "make_connected.py", "synth.py", "combine.py"])
 def test_scripts_run_as_commands(script):
     result = subprocess.run([sys.executable, str(LOCAL / script), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "usage:" in result.stdout

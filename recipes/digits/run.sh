@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Connected-digit recipe (FSDD + espeak-ng voices): data -> train -> decode -> score.
+# Connected-digit recipe (FSDD + espeak-ng and flite voices): data -> train -> decode -> score.
 #
 #   ./run.sh                              # everything; FSDD from ../../../shared/data/fsdd if present, else downloaded
 #   ./run.sh --fsdd /path/to/fsdd         # use a local FSDD copy (no network needed)
@@ -9,8 +9,8 @@
 # Stages (each skips work already done):
 #   0 download   find or fetch FSDD                      -> data/fsdd_path
 #   1 connected  connected-digit utterances from FSDD    -> data/{train,valid,dev,dev_single}
-#   2 synth      espeak-ng voices for training           -> data/train_synth
-#   3 combine    train + train_synth                     -> data/train_all
+#   2 synth      espeak-ng and flite voices for training -> data/train_{espeak,flite}
+#   3 combine    train + train_espeak + train_flite      -> data/train_all
 #   4 train      asr train conf/train.yaml               -> exp/TAG/model
 #   5 decode     beam search and greedy on dev sets      -> exp/TAG/decode_*/hyp
 #   6 score      asr wer                                 -> exp/TAG/decode_*/wer.{txt,json}
@@ -22,7 +22,8 @@ stop_stage=6
 fsdd=""
 config=conf/train.yaml
 tag=transformer_guided
-num_synth=3000
+num_espeak=2000
+num_flite=1500
 beam=5
 overrides=()
 
@@ -33,7 +34,8 @@ while [ $# -gt 0 ]; do
     --fsdd) fsdd=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
     --tag) tag=$2; shift 2 ;;
-    --num-synth) num_synth=$2; shift 2 ;;
+    --num-espeak) num_espeak=$2; shift 2 ;;
+    --num-flite) num_flite=$2; shift 2 ;;
     --beam) beam=$2; shift 2 ;;
     --set) overrides+=(--set "$2"); shift 2 ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
@@ -70,13 +72,14 @@ if run 1; then
 fi
 
 if run 2; then
-  log "2: espeak-ng voices"
-  "$python" local/synth_espeak.py --data data --num-utts "$num_synth"
+  log "2: synthetic voices"
+  "$python" local/synth.py --data data --engine espeak-ng --num-utts "$num_espeak"
+  "$python" local/synth.py --data data --engine flite --num-utts "$num_flite"
 fi
 
 if run 3; then
   log "3: combine"
-  "$python" local/combine.py data/train_all data/train data/train_synth
+  "$python" local/combine.py data/train_all data/train data/train_espeak data/train_flite
 fi
 
 if run 4; then
@@ -91,12 +94,14 @@ if run 4; then
 fi
 
 # "set method name options": each decode goes to exp/TAG/decode_SET_NAME.
-# beamN_joint: beam search with the model's joint CTC weight (inference.ctc_weight), the default search.
+# beamN_joint: beam search with the model's joint CTC weight (inference.ctc_weight) and test-time VTLN
+# warps (inference.vtln_warps), the default search; _novtln and the other searches: one decode at warp 1.
 decodes=(
   "dev beam beam${beam}_joint --beam-size $beam"
-  "dev beam beam$beam --beam-size $beam --ctc-weight 0"
-  "dev greedy greedy"
-  "dev ctc_greedy ctc_greedy"
+  "dev beam beam${beam}_joint_novtln --beam-size $beam --vtln-warps 1"
+  "dev beam beam$beam --beam-size $beam --ctc-weight 0 --vtln-warps 1"
+  "dev greedy greedy --vtln-warps 1"
+  "dev ctc_greedy ctc_greedy --vtln-warps 1"
   "dev_single beam beam${beam}_joint --beam-size $beam"
   "valid beam beam${beam}_joint --beam-size $beam"
 )
