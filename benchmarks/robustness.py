@@ -31,6 +31,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from asr.cli import warp_list
 from asr.data import load_manifest
 from asr.evaluate import Normalizer, score
 from asr.transcribe import Transcriber
@@ -80,10 +81,13 @@ def main(argv=None) -> None:
     p.add_argument("--data", default=str(DEFAULT_DATA), help="Kaldi data dir or JSONL with transcripts")
     p.add_argument("--utts", type=int, default=0, help="first N utterances only (default: all)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    p.add_argument("--vtln-warps", type=warp_list, default=None, metavar="W1,W2,...",
+                   help="test-time VTLN warps (default: the model's inference.vtln_warps; 1 = off)")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     t = Transcriber.load(args.model)
+    t.vtln_warps = args.vtln_warps or t.vtln_warps
     utts = load_manifest(args.data)[: args.utts or None]
     refs = {u.id: u.text or "" for u in utts}
     recordings = [sf.read(u.audio, dtype="float32", always_2d=True) for u in utts]
