@@ -25,10 +25,14 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ctc-weight", type=float, default=None,
                    help="weight of CTC prefix scores in beam search (default: the model's inference.ctc_weight)")
     p.add_argument("--length-penalty", type=float, default=1.0)
+    add_vtln_warps_argument(p)
+    p.add_argument("--device", default="cpu")
+
+
+def add_vtln_warps_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vtln-warps", type=warp_list, default=None, metavar="W1,W2,...",
                    help="test-time VTLN: decode with each mel-filter warp, keep the best-scoring result "
                    "(e.g. 0.9,0.95,1,1.05,1.1; 1 = off; default: the model's inference.vtln_warps)")
-    p.add_argument("--device", default="cpu")
 
 
 def warp_list(text: str) -> tuple[float, ...]:

@@ -31,7 +31,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from asr.cli import warp_list
+from asr.cli import add_vtln_warps_argument
 from asr.data import load_manifest
 from asr.evaluate import Normalizer, score
 from asr.transcribe import Transcriber
@@ -81,8 +81,7 @@ def main(argv=None) -> None:
     p.add_argument("--data", default=str(DEFAULT_DATA), help="Kaldi data dir or JSONL with transcripts")
     p.add_argument("--utts", type=int, default=0, help="first N utterances only (default: all)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
-    p.add_argument("--vtln-warps", type=warp_list, default=None, metavar="W1,W2,...",
-                   help="test-time VTLN warps (default: the model's inference.vtln_warps; 1 = off)")
+    add_vtln_warps_argument(p)
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)

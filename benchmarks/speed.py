@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from asr.cli import warp_list
+from asr.cli import add_vtln_warps_argument
 from asr.data import ASRDataset, BucketBatchSampler, collate, load_manifest
 from asr.decoding import DecodeOptions
 from asr.model import ASRModel
@@ -39,8 +39,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--utts", type=int, default=100, help="utterances to decode (default: 100)")
     p.add_argument("--train-steps", type=int, default=20, help="training steps to time (default: 20)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
-    p.add_argument("--vtln-warps", type=warp_list, default=None, metavar="W1,W2,...",
-                   help="test-time VTLN warps (default: the model's inference.vtln_warps; 1 = off)")
+    add_vtln_warps_argument(p)
     return p.parse_args()
 
 
