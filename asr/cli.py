@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import yaml
 
 from asr.audio import AudioError
-from asr.config import ConfigError
+from asr.config import VTLN_WARP_RANGE, ConfigError
 from asr.data import ManifestError
 from asr.decoding import METHODS, DecodeOptions
 from asr.evaluate import add_wer_arguments, run_wer
@@ -40,18 +40,10 @@ def warp_list(text: str) -> tuple[float, ...]:
         warps = tuple(float(w) for w in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not all(0.5 <= w <= 1.5 for w in warps):
-        raise argparse.ArgumentTypeError(f"warps must lie in [0.5, 1.5], got {text!r}")
+    low, high = VTLN_WARP_RANGE
+    if not all(low <= w <= high for w in warps):
+        raise argparse.ArgumentTypeError(f"warps must lie in [{low}, {high}], got {text!r}")
     return warps
-
-
-def load_transcriber(args: argparse.Namespace):
-    from asr.transcribe import Transcriber
-
-    transcriber = Transcriber.load(args.model, args.device)
-    if args.vtln_warps is not None:
-        transcriber.vtln_warps = args.vtln_warps
-    return transcriber
 
 
 def decode_options(args: argparse.Namespace, transcriber) -> DecodeOptions:
@@ -83,7 +75,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    transcriber = load_transcriber(args)
+    from asr.transcribe import Transcriber
+
+    transcriber = Transcriber.load(args.model, args.device, args.vtln_warps)
     opts = decode_options(args, transcriber)
     status = 0
     for path in args.files:
@@ -104,9 +98,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     from asr.data import load_manifest
+    from asr.transcribe import Transcriber
 
     utts = load_manifest(args.data)
-    transcriber = load_transcriber(args)
+    transcriber = Transcriber.load(args.model, args.device, args.vtln_warps)
     opts = decode_options(args, transcriber)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

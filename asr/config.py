@@ -122,6 +122,9 @@ class TrainConfig:
     average_best: int = 3  # average this many best checkpoints into the final model
 
 
+VTLN_WARP_RANGE = (0.5, 1.5)  # accepted test-time VTLN warps (InferenceConfig.vtln_warps)
+
+
 @dataclass(frozen=True)
 class InferenceConfig:
     """How the Transcriber cuts long recordings: pieces close to the training lengths decode best."""
@@ -135,8 +138,9 @@ class InferenceConfig:
     vtln_warps: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
-        if not self.vtln_warps or not all(0.5 <= w <= 1.5 for w in self.vtln_warps):
-            raise ConfigError(f"inference.vtln_warps: need one or more warps in [0.5, 1.5], got {self.vtln_warps!r}")
+        low, high = VTLN_WARP_RANGE
+        if not self.vtln_warps or not all(low <= w <= high for w in self.vtln_warps):
+            raise ConfigError(f"inference.vtln_warps: need one or more warps in [{low}, {high}], got {self.vtln_warps!r}")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ filters and each piece keeps its best-scoring hypothesis.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, Optional, Sequence, Union
 
@@ -55,7 +55,13 @@ class Transcription:
 
 
 class Transcriber:
-    def __init__(self, model, tokenizer, cfg, name: str, device: str = "cpu"):
+    def __init__(
+        self, model, tokenizer, cfg, name: str, device: str = "cpu", vtln_warps: Optional[Sequence[float]] = None
+    ):
+        """vtln_warps: test-time VTLN warps instead of the model's inference.vtln_warps (checked the same way)."""
+        if vtln_warps is not None:
+            inference = replace(cfg.inference, vtln_warps=tuple(vtln_warps))  # ConfigError if out of range
+            cfg = replace(cfg, inference=inference)
         self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
         self.model_name = name
         self.device = torch.device(device)
@@ -68,10 +74,12 @@ class Transcriber:
         self.vtln_warps = inf.vtln_warps
 
     @classmethod
-    def load(cls, model_dir: Optional[str | Path] = None, device: str = "cpu") -> "Transcriber":
+    def load(
+        cls, model_dir: Optional[str | Path] = None, device: str = "cpu", vtln_warps: Optional[Sequence[float]] = None
+    ) -> "Transcriber":
         path = Path(model_dir) if model_dir is not None else PRETRAINED_DIR
         model, tokenizer, cfg = load_model_dir(path, device)
-        return cls(model, tokenizer, cfg, path.resolve().name, device)
+        return cls(model, tokenizer, cfg, path.resolve().name, device, vtln_warps)
 
     def load_audio(self, audio: AudioInput, max_seconds: Optional[float] = None) -> np.ndarray:
         if isinstance(audio, np.ndarray):

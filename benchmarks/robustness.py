@@ -85,8 +85,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    t = Transcriber.load(args.model)
-    t.vtln_warps = args.vtln_warps or t.vtln_warps
+    t = Transcriber.load(args.model, vtln_warps=args.vtln_warps)
     utts = load_manifest(args.data)[: args.utts or None]
     refs = {u.id: u.text or "" for u in utts}
     recordings = [sf.read(u.audio, dtype="float32", always_2d=True) for u in utts]

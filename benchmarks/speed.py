@@ -81,8 +81,7 @@ def train_throughput(t: Transcriber, data: str, steps: int) -> float:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    t = Transcriber.load(args.model)
-    t.vtln_warps = args.vtln_warps or t.vtln_warps
+    t = Transcriber.load(args.model, vtln_warps=args.vtln_warps)
     utts = load_manifest(args.data)[: args.utts]
     waves = [t.load_audio(u.audio) for u in utts]
     seconds = sum(len(w) for w in waves) / t.sample_rate

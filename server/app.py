@@ -82,9 +82,7 @@ async def load_model(state: ServiceState) -> None:
 def load_and_warm_up(settings: Settings) -> Transcriber:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    transcriber = Transcriber.load(settings.model_dir, device=settings.device)
-    if settings.vtln_warps is not None:
-        transcriber.vtln_warps = settings.vtln_warps
+    transcriber = Transcriber.load(settings.model_dir, device=settings.device, vtln_warps=settings.vtln_warps)
     clip = 0.01 * np.random.default_rng(0).standard_normal(transcriber.sample_rate)  # 1 s of noise
     transcriber.transcribe(clip.astype(np.float32))
     return transcriber

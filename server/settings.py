@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from asr.config import VTLN_WARP_RANGE
+
 
 class Settings(BaseSettings):
     """Every field can be set by an environment variable: `model_dir` <- `ASR_MODEL_DIR`, etc."""
@@ -25,7 +27,7 @@ class Settings(BaseSettings):
     torch_threads: int = Field(0, ge=0)  # torch intra-op threads; 0 keeps torch's default
     # test-time VTLN warps, e.g. [1.0] (JSON) for one decode per request: faster, a little less accurate;
     # None keeps the model's inference.vtln_warps
-    vtln_warps: Optional[tuple[Annotated[float, Field(ge=0.5, le=1.5)], ...]] = Field(None, min_length=1)
+    vtln_warps: Optional[tuple[Annotated[float, Field(ge=VTLN_WARP_RANGE[0], le=VTLN_WARP_RANGE[1])], ...]] = Field(None, min_length=1)
     api_key: Optional[SecretStr] = None  # if set, transcription routes need `Authorization: Bearer <key>`
     retry_after_s: int = Field(1, ge=1)  # Retry-After sent with 503
 

@@ -87,8 +87,7 @@ def test_vtln_warps_keep_the_best_scoring_warp_per_input(transcriber, fsdd_dir):
     from asr.features import fbank
 
     warps = (0.9, 1.0, 1.1)
-    tta = Transcriber(transcriber.model, transcriber.tokenizer, transcriber.cfg, "tta")
-    tta.vtln_warps = warps
+    tta = Transcriber(transcriber.model, transcriber.tokenizer, transcriber.cfg, "tta", vtln_warps=warps)
     waves = [to_16k(transcriber, connected_digits(fsdd_dir, d, DEV_SPEAKER)[0]) for d in DIGIT_STRINGS]
     opts = DecodeOptions(method="beam", beam_size=3)
     got = [r.text for r in tta.transcribe_batch(waves, opts)]
