@@ -139,21 +139,37 @@ def _check_duration(seconds: float, name: str, min_seconds: float, max_seconds: 
         )
 
 
+def _check_samples(frames: int, rate: int, channels: int, name: str, max_samples: Optional[int]) -> None:
+    """Refuse a header whose channels x frames exceed `max_samples` (a decompression bomb:
+    a few hundred KB of FLAC can declare minutes of 384 kHz x 8 channels)."""
+    if max_samples is not None and frames * channels > max_samples:
+        raise AudioTooLongError(
+            f"{name}: audio is {frames / rate:.1f} s at {rate} Hz x {channels} channels = "
+            f"{frames * channels} samples, the limit is {max_samples}; "
+            "send mono audio at 16 kHz (or 48 kHz at most) or a shorter file"
+        )
+
+
 def load_audio(
     src: AudioSource,
     sample_rate: int = SAMPLE_RATE,
     max_seconds: Optional[float] = None,
     min_seconds: float = 0.1,
+    *,
+    max_samples: Optional[int] = None,
 ) -> np.ndarray:
     """Decode `src` to a mono float32 waveform (N,) at `sample_rate`.
 
-    With `max_seconds`, the duration in the header is checked before any sample is
-    decoded, so a multi-hour upload is refused without reading it.
+    With `max_seconds` and `max_samples` (channels x frames at the file's own rate), the
+    header is checked before any sample is decoded, so a multi-hour upload or a
+    decompression bomb is refused without reading it.
     """
     name = _describe(src)
     f, declared = _open(src, name)
     with f:
-        _check_duration(max(f.frames, declared or 0) / f.samplerate, name, 0.0, max_seconds)
+        frames = max(f.frames, declared or 0)
+        _check_duration(frames / f.samplerate, name, 0.0, max_seconds)
+        _check_samples(frames, f.samplerate, f.channels, name, max_samples)
         orig_rate = f.samplerate
         wave = f.read(dtype="float32", always_2d=True)  # (N, C)
     if wave.shape[0] == 0:
