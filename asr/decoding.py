@@ -12,6 +12,10 @@ Conventions (natural-log probabilities throughout):
   tokens (emitted tokens + 1 for EOS; a hypothesis cut at the maximum length has no EOS).
   length_penalty = 0 ranks by raw log-prob; 1 by mean log-prob per token.
 - `confidence` = exp(mean attention-decoder log-prob per scored token), in [0, 1].
+- Non-finite model output (NaN or infinite logits or log-probs, e.g. on absurd input) counts
+  as log-prob -inf: such paths are never chosen. A search left with no hypothesis of finite
+  score returns the empty hypothesis (no tokens, score -inf, confidence 0.0), so every input
+  gets a Hypothesis whose score is finite or -inf and whose confidence is a float in [0, 1].
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from torch import Tensor
 from asr.tokenizer import BLANK_ID, EOS_ID, PAD_ID, SOS_ID
 
 METHODS = ("beam", "greedy", "ctc_greedy")
+# Largest beam the CLI and the web service accept (the search itself takes any): the decoder
+# runs B * beam_size prefixes per step, so a huge beam costs minutes and gigabytes.
+MAX_BEAM_SIZE = 32
 # ids the attention decoder must never emit; they are masked out of its output
 _NEVER_EMITTED = (PAD_ID, BLANK_ID, SOS_ID)
 
@@ -68,8 +75,8 @@ def _is_int(x: object) -> bool:
 @dataclass(frozen=True, eq=False)
 class Hypothesis:
     tokens: list[int]  # without SOS / EOS
-    score: float  # log-prob (joint with CTC when ctc_weight > 0), see module docstring
-    confidence: float  # in [0, 1]
+    score: float  # log-prob (joint with CTC when ctc_weight > 0); -inf: nothing found (module docstring)
+    confidence: float  # in [0, 1]; 0.0 when nothing was found
     attention: Optional[Tensor] = None  # (U, T'): cross-attention, mean over heads and layers
 
 
@@ -122,37 +129,56 @@ def _check_model(model, opts: DecodeOptions) -> None:
 
 
 def _next_log_probs(model, enc: Tensor, enc_lens: Tensor, ys: Tensor) -> Tensor:
-    """Log-probs of the token after each prefix: ys (N, U) starting with SOS -> (N, V)."""
+    """Log-probs of the token after each prefix: ys (N, U) starting with SOS -> (N, V), finite or -inf."""
     logits, _ = model.decode(enc, enc_lens, ys)  # (N, U, V)
-    log_probs = logits[:, -1].float().log_softmax(-1)
+    log_probs = _finite_or_minus_inf(logits[:, -1].float().log_softmax(-1))
     log_probs[:, _NEVER_EMITTED] = -math.inf
     return log_probs
 
 
+def _finite_or_minus_inf(log_probs: Tensor) -> Tensor:
+    """NaN and +inf -> -inf. One NaN logit makes its whole log_softmax row NaN, and a NaN
+    score would win or lose comparisons at random; -inf just takes the path out of the search."""
+    return log_probs.nan_to_num(nan=-math.inf, posinf=-math.inf)
+
+
+def _nothing_found() -> Hypothesis:
+    """The result of a search that has no hypothesis with a finite score."""
+    return Hypothesis([], -math.inf, 0.0)
+
+
 def _confidence(log_prob_sum: float, n_scored: int) -> float:
-    return math.exp(log_prob_sum / n_scored) if n_scored > 0 else 0.0
+    """exp(mean log-prob per scored token), in [0, 1]; 0.0 when there is nothing (finite) to average."""
+    if n_scored <= 0 or not math.isfinite(log_prob_sum):
+        return 0.0
+    return min(1.0, math.exp(log_prob_sum / n_scored))
 
 
 def greedy_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor) -> list[Hypothesis]:
-    """Most likely next token at every step, for the whole batch until all have emitted EOS."""
+    """Most likely next token at every step, for the whole batch until all have emitted EOS.
+    An utterance whose best next token has log-prob -inf (non-finite model output) gets the
+    empty hypothesis."""
     batch = enc.size(0)
     ys = torch.full((batch, 1), SOS_ID, dtype=torch.long, device=enc.device)  # (B, 1 + step)
     log_prob = torch.zeros(batch, device=enc.device)
     n_scored = torch.zeros(batch, dtype=torch.long, device=enc.device)
     done = torch.zeros(batch, dtype=torch.bool, device=enc.device)
+    failed = torch.zeros(batch, dtype=torch.bool, device=enc.device)
     for step in range(int(max_lens.max()) + 1):
         done |= max_lens <= step  # prefix already holds the maximum number of tokens
         if done.all():
             break
         best_lp, best = _next_log_probs(model, enc, enc_lens, ys).max(-1)  # (B,), (B,)
+        failed |= ~done & torch.isinf(best_lp)  # no token with a finite log-prob
+        done |= failed
         log_prob += torch.where(done, 0.0, best_lp)
         n_scored += (~done).long()
         ys = torch.cat([ys, torch.where(done, PAD_ID, best)[:, None]], 1)
         done |= best == EOS_ID
     hyps = []
-    for row, lp, n in zip(ys[:, 1:].tolist(), log_prob.tolist(), n_scored.tolist()):
+    for row, lp, n, bad in zip(ys[:, 1:].tolist(), log_prob.tolist(), n_scored.tolist(), failed.tolist()):
         tokens = [t for t in row if t not in (EOS_ID, PAD_ID)]  # EOS/PAD only ever trail
-        hyps.append(Hypothesis(tokens, lp, _confidence(lp, n)))
+        hyps.append(_nothing_found() if bad else Hypothesis(tokens, lp, _confidence(lp, n)))
     return hyps
 
 
@@ -166,6 +192,8 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
     alive prefixes then join the finished ones if there are fewer than K). The result is
     the finished hypothesis with the best length-normalised score.
     With opts.ctc_weight > 0 candidates are scored jointly with CTC prefix scores.
+    An utterance whose alive prefixes all score -inf (non-finite model output) stops there;
+    with no finished hypothesis it gets the empty one.
     """
     batch, k = enc.size(0), opts.beam_size
     n = batch * k
@@ -230,9 +258,9 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
         att, score = top_att[keep], top[keep].view(batch, k)
         if ctc is not None:
             ctc_state = ctc_cand.pick(rows, (idx % cand.size(1))[keep])
-        done = [d or len(f) >= k for d, f in zip(done, finished)]
-    # never empty: every step some prefix (or its EOS) has a finite score
-    return [max(f, key=lambda x: x[0])[1] for f in finished]
+        alive = torch.isfinite(score).any(1).tolist()  # (B,): a prefix with a finite score is left
+        done = [d or len(f) >= k or not a for d, f, a in zip(done, finished, alive)]
+    return [max(f, key=lambda x: x[0])[1] if f else _nothing_found() for f in finished]
 
 
 def ctc_greedy_search(log_probs: Tensor, lens: Tensor) -> list[Hypothesis]:
@@ -240,11 +268,16 @@ def ctc_greedy_search(log_probs: Tensor, lens: Tensor) -> list[Hypothesis]:
 
     score = log-prob of that best path; confidence = exp(mean over emitted tokens of the
     best log-prob within each token's run of frames), or over all frames if none is emitted.
+    A frame with no finite log-prob (non-finite model output) leaves no finite path: the
+    utterance gets the empty hypothesis.
     """
-    best_lp, best = log_probs.float().max(-1)  # (B, T'), (B, T')
+    best_lp, best = _finite_or_minus_inf(log_probs.float()).max(-1)  # (B, T'), (B, T')
     hyps = []
     for frame_lp, ids, n in zip(best_lp, best, lens.tolist()):
         frame_lp, ids = frame_lp[:n], ids[:n]
+        if torch.isinf(frame_lp).any():
+            hyps.append(_nothing_found())
+            continue
         run_start = torch.ones_like(ids, dtype=torch.bool)  # (T',) first frame of each run
         run_start[1:] = ids[1:] != ids[:-1]
         emit = run_start & (ids != BLANK_ID)
@@ -252,7 +285,7 @@ def ctc_greedy_search(log_probs: Tensor, lens: Tensor) -> list[Hypothesis]:
         run_lp = frame_lp.new_full((int(run_start.sum()),), -math.inf).scatter_reduce(0, run, frame_lp, "amax")
         token_lp = run_lp[run[emit]]
         per_unit = token_lp if len(token_lp) else frame_lp
-        confidence = math.exp(per_unit.mean()) if len(per_unit) else 0.0
+        confidence = _confidence(float(per_unit.sum()), len(per_unit))
         hyps.append(Hypothesis(ids[emit].tolist(), float(frame_lp.sum()), confidence))
     return hyps
 
@@ -301,8 +334,9 @@ class CTCPrefixScorer:
     """
 
     def __init__(self, log_probs: Tensor, lens: Tensor) -> None:
-        # log_probs: (N, T', V) CTC log-probs, one row per prefix; lens: (N,) valid frames
-        self.x = log_probs.float().transpose(0, 1)  # (T', N, V)
+        # log_probs: (N, T', V) CTC log-probs, one row per prefix; lens: (N,) valid frames.
+        # Non-finite values become -inf, so prefix scores are finite or -inf (never NaN).
+        self.x = _finite_or_minus_inf(log_probs.float()).transpose(0, 1)  # (T', N, V)
         self.lens = lens
 
     def initial_state(self) -> CTCPrefixState:

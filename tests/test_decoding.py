@@ -244,3 +244,80 @@ def test_search_on_encoder_output_equals_decode_and_attention_is_optional(speech
     assert [h.tokens for h in bare] == [h.tokens for h in full]
     assert [h.score for h in bare] == pytest.approx([h.score for h in full])
     assert all(h.attention is None for h in bare) and all(h.attention is not None for h in full)
+
+
+def poison(model, monkeypatch, bad: int, bad_len: int, where: str) -> None:
+    """Make the model's output for utterance `bad` of a batch non-finite, as absurd input can.
+
+    "encoder": its encoder output is NaN, which the real decoder and CTC head carry to their
+    outputs; "heads": its decoder logits are +inf (NaN after log_softmax) and its CTC
+    log-probs NaN. The decoder sees B or B * beam rows: the bad ones have encoder length bad_len.
+    """
+    encode, decode_, ctc_log_probs = model.encode, model.decode, model.ctc_log_probs
+    if where == "encoder":
+        def poisoned_encode(feats, feat_lens):
+            enc, enc_lens = encode(feats, feat_lens)
+            enc[bad] = math.nan
+            return enc, enc_lens
+
+        monkeypatch.setattr(model, "encode", poisoned_encode)
+        return
+
+    def poisoned_decode(enc, enc_lens, ys, need_attention=False):
+        logits, attn = decode_(enc, enc_lens, ys, need_attention)
+        logits[enc_lens == bad_len] = math.inf
+        return logits, attn
+
+    def poisoned_ctc_log_probs(enc):
+        log_probs = ctc_log_probs(enc)
+        log_probs[bad] = math.nan
+        return log_probs
+
+    monkeypatch.setattr(model, "decode", poisoned_decode)
+    monkeypatch.setattr(model, "ctc_log_probs", poisoned_ctc_log_probs)
+
+
+@pytest.mark.parametrize("where", ["encoder", "heads"])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        DecodeOptions("greedy"),
+        DecodeOptions(beam_size=3),
+        DecodeOptions(beam_size=3, ctc_weight=0.5),
+        DecodeOptions("ctc_greedy"),
+    ],
+    ids=["greedy", "beam", "joint_ctc_beam", "ctc_greedy"],
+)
+def test_non_finite_model_output_gives_the_empty_hypothesis(speech, monkeypatch, opts, where):
+    """NaN/inf output for one utterance: it gets no tokens, score -inf and confidence 0.0;
+    the other utterances of the batch decode exactly as without it."""
+    feats, lens = speech
+    model = make_model(speech, 6, eos_bias=1.0)
+    enc_lens = model.encode(feats, lens)[1]
+    assert len(set(enc_lens.tolist())) == len(enc_lens)  # rows are told apart by length
+    clean = decode(model, feats, lens, opts)
+    bad = 1
+    assert clean[bad].tokens and math.isfinite(clean[bad].score)  # so "empty" below is the fix at work
+    poison(model, monkeypatch, bad, int(enc_lens[bad]), where)
+    poisoned = decode(model, feats, lens, opts)
+    assert len(poisoned) == len(clean)
+    assert poisoned[bad].tokens == [] and poisoned[bad].score == -math.inf and poisoned[bad].confidence == 0.0
+    for i, (hyp, ref) in enumerate(zip(poisoned, clean)):
+        assert isinstance(hyp.confidence, float) and 0.0 <= hyp.confidence <= 1.0
+        if i != bad:
+            assert hyp.tokens == ref.tokens
+            assert hyp.score == pytest.approx(ref.score, abs=1e-4)
+            assert hyp.confidence == pytest.approx(ref.confidence, abs=1e-4)
+
+
+def test_ctc_greedy_treats_non_finite_log_probs_as_impossible():
+    """A NaN label is never chosen; a frame with nothing finite leaves no path."""
+    log_probs = torch.full((3, 4, 10), -5.0)
+    log_probs[:, :, BLANK_ID] = -0.1
+    log_probs[:, 1, 5] = -0.05  # frame 1: label 5 is best
+    log_probs[0, 1, 7] = math.nan  # NaN must not beat label 5
+    log_probs[1, 2] = math.inf  # a frame whose every log-prob is +inf
+    hyps = ctc_greedy_search(log_probs, torch.tensor([4, 4, 4]))
+    assert hyps[0].tokens == [5] == hyps[2].tokens
+    assert hyps[0].score == pytest.approx(hyps[2].score) and math.isfinite(hyps[0].score)
+    assert (hyps[1].tokens, hyps[1].score, hyps[1].confidence) == ([], -math.inf, 0.0)
