@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from data_source import write_archive
 
 LOCAL = Path(__file__).resolve().parents[1] / "recipes" / "digits" / "local"
 sys.path.insert(0, str(LOCAL))
@@ -89,19 +89,23 @@ def test_download_rejects_a_folder_that_is_not_fsdd(tmp_path, fsdd_dir, capsys):
     assert not (tmp_path / "data" / "fsdd_path").exists()
 
 
-def test_download_unpacks_the_repository_archive(tmp_path, fsdd_dir):
-    archive = tmp_path / "v1.0.10.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("free-spoken-digit-dataset-1.0.10/README.md", "FSDD")
-        for digit in range(10):
-            name = f"{digit}_theo_0.wav"
-            zf.write(fsdd_dir / "recordings" / name, f"free-spoken-digit-dataset-1.0.10/recordings/{name}")
+def test_download_fetches_and_verifies_the_pinned_archive(tmp_path, fsdd_archive):
     data, downloads = tmp_path / "data", tmp_path / "downloads"
-    args = ["--data", str(data), "--url", archive.as_uri(), "--downloads", str(downloads)]
+    args = ["--data", str(data), "--url", fsdd_archive.as_uri(), "--downloads", str(downloads)]
     assert run_main(download.main, args) == 0
     root = read_path_file(data)
-    assert root == (downloads / "fsdd-v1.0.10" / "free-spoken-digit-dataset-1.0.10").resolve()
-    assert len(list((root / "recordings").glob("*.wav"))) == 10
+    assert root == (downloads / "fsdd-26eb9aaf76e8").resolve()
+    assert len(list((root / "recordings").glob("*.wav"))) == 2500
+
+
+def test_download_refuses_an_archive_that_is_not_the_pinned_fsdd(tmp_path, fsdd_dir, capsys):
+    archive = write_archive(fsdd_dir, tmp_path / "v1.0.10.zip", names=[f"{digit}_theo_0.wav" for digit in range(10)])
+    data, downloads = tmp_path / "data", tmp_path / "downloads"
+    args = ["--data", str(data), "--url", archive.as_uri(), "--downloads", str(downloads)]
+    assert run_main(download.main, args) == 1
+    err = capsys.readouterr().err
+    assert "lacks 2490 of the 2500 FSDD" in err and "--local" in err
+    assert not (data / "fsdd_path").exists() and list(downloads.iterdir()) == []
 
 
 def test_download_offline_says_how_to_use_a_local_copy(tmp_path, capsys):
@@ -109,7 +113,7 @@ def test_download_offline_says_how_to_use_a_local_copy(tmp_path, capsys):
     args += ["--downloads", str(tmp_path / "dl")]
     assert run_main(download.main, args) == 1
     assert "--local" in capsys.readouterr().err
-    assert not list((tmp_path / "dl").glob("*.part"))
+    assert list((tmp_path / "dl").iterdir()) == []
 
 
 # --- connected digits -------------------------------------------------------------------
