@@ -28,10 +28,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the test suite's FSDD audio builder and server runner
+from data_source import fsdd_for_script  # noqa: E402
 from fsdd_audio import SAMPLE_RATE, SPEAKERS, connected_digits, digit_strings, expected_text, wav_bytes  # noqa: E402
 from live_server import LiveServer  # noqa: E402
-
-FSDD_DIR = REPO.parent / "shared" / "data" / "fsdd"
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class Upload:
 def good_uploads(count: int) -> list[Upload]:
     uploads, lengths = [], set()
     for i, digits in enumerate(digit_strings(count * 2, seed=7, min_len=1, max_len=7)):
-        wave, _ = connected_digits(FSDD_DIR, digits, SPEAKERS[i % len(SPEAKERS)], seed=i)
+        wave, _ = connected_digits(fsdd_for_script(), digits, SPEAKERS[i % len(SPEAKERS)], seed=i)
         if len(wave) in lengths:  # durations identify files: keep them distinct
             continue
         lengths.add(len(wave))

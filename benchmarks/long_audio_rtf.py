@@ -29,9 +29,8 @@ from asr.transcribe import Transcriber
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the test suite's FSDD audio builder
+from data_source import fsdd_for_script  # noqa: E402
 from fsdd_audio import SAMPLE_RATE, SPEAKERS, connected_digits, expected_text, wav_bytes  # noqa: E402
-
-FSDD_DIR = REPO.parent / "shared" / "data" / "fsdd"
 
 
 def long_recording(seconds: float, seed: int = 0) -> tuple[np.ndarray, str]:
@@ -42,7 +41,7 @@ def long_recording(seconds: float, seed: int = 0) -> tuple[np.ndarray, str]:
     while not parts or total < seconds - 0.4:
         length = int(np.clip((seconds - total) / 0.7, 1, 6))  # about 0.7 s per spoken digit
         digits = "".join(str(d) for d in rng.integers(0, 10, length))
-        wave, _ = connected_digits(FSDD_DIR, digits, SPEAKERS[len(words) % len(SPEAKERS)], seed=len(words))
+        wave, _ = connected_digits(fsdd_for_script(), digits, SPEAKERS[len(words) % len(SPEAKERS)], seed=len(words))
         parts += [wave, pause]
         words.append(expected_text(digits))
         total += (len(wave) + len(pause)) / SAMPLE_RATE
