@@ -1,10 +1,11 @@
 # make install   -> .venv with torch/torchaudio 2.11 (CPU use) and this package (editable, with test extras)
 # make test      -> the whole test suite (installs first if needed)
+# make test-data -> find the tests' FSDD copy, or fetch and verify it once, and say where (tests/data_source.py)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH := torch==2.11.* torchaudio==2.11.*
 
-.PHONY: install test system-deps
+.PHONY: install test test-data system-deps
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,3 +22,8 @@ system-deps:
 
 test: install
 	$(VENV)/bin/pytest -q
+
+# ASR_TEST_DATA (a folder holding fsdd/), else ../shared/data, else the cache
+# (ASR_TEST_CACHE, default ~/.cache/asr-tests) filled from the pinned archive (ASR_TEST_DATA_URL overrides).
+test-data: install
+	$(PY) tests/data_source.py
