@@ -26,7 +26,9 @@ def fsdd_dir(pytestconfig) -> Path:
     try:
         data = find_fsdd(log=say)
     except DatasetError as err:
-        pytest.fail(str(err), pytrace=False)
+        data, problem = None, str(err)
+    if data is None:  # failed outside the except block, so that pytest shows the message alone
+        pytest.fail(problem, pytrace=False)
     say(data.origin)
     return data.fsdd
 
