@@ -1,6 +1,7 @@
 import io
 import struct
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -19,6 +20,8 @@ from asr.audio import (
     audio_duration,
     load_audio,
 )
+from fsdd_audio import connected_digits, wav_bytes
+from malformed_audio import encode, header_fields, speech_then_silence_flac
 
 
 @pytest.fixture
@@ -197,3 +200,118 @@ def test_too_many_samples_are_refused_from_the_header(pcm):
     with pytest.raises(AudioTooLongError, match="384000 Hz x 8 channels"):
         load_audio(buf.getvalue(), max_samples=declared - 1)
     assert len(load_audio(buf.getvalue(), max_samples=declared)) > 0
+
+
+@pytest.fixture(scope="module")
+def speech(fsdd_dir) -> np.ndarray:
+    """Real connected-digit speech, float32 (N,) at 8 kHz, peak below 1."""
+    return connected_digits(fsdd_dir, "19", "theo")[0]
+
+
+def test_decoding_streams_in_bounded_memory(speech):
+    """10 s at 96 kHz x 8 channels is 31 MB as float32; decoding holds one block and the 16 kHz output."""
+    buf = io.BytesIO()
+    speech_then_silence_flac(buf, speech, 8000, seconds=10, rate=96000, channels=8)
+    data = buf.getvalue()
+    tracemalloc.start()
+    try:
+        wave = load_audio(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(wave) == 10 * SAMPLE_RATE
+    assert peak < 8e6, f"decoding took {peak / 1e6:.1f} MB"
+    reference = load_audio(wav_bytes(speech))
+    np.testing.assert_allclose(wave[: len(reference)], reference, atol=2e-3)  # int16 at 96 kHz and back
+
+
+@pytest.mark.parametrize("cut", ["half", "after_44_bytes", "declares_twice_its_samples"])
+def test_truncated_flac_is_refused(cut, speech):
+    flac = encode(speech, 8000, "FLAC")
+    data = {
+        "half": flac[: len(flac) // 2],
+        "after_44_bytes": flac[:44],
+        "declares_twice_its_samples": header_fields(flac)["total_samples"].set(flac, 2 * len(speech)),
+    }[cut]
+    with pytest.raises(AudioDecodeError, match="truncated"):
+        load_audio(data)
+
+
+def test_flac_without_a_length_is_refused(speech):
+    """STREAMINFO total samples = 0 (an encoder writing to a pipe) made libsndfile report 2**63 frames."""
+    flac = encode(speech, 8000, "FLAC")
+    data = header_fields(flac)["total_samples"].set(flac, 0)
+    for call in (load_audio, audio_duration):
+        with pytest.raises(AudioDecodeError, match="does not say how long"):
+            call(data)
+
+
+@pytest.mark.parametrize(
+    "fmt, subtype",
+    [("WAV", "PCM_16"), ("WAV", "FLOAT"), ("WAV", "DOUBLE"), ("WAVEX", "PCM_16"), ("WAVEX", "PCM_24"),
+     ("WAVEX", "FLOAT"), ("RF64", "PCM_16")],
+)
+def test_every_wav_flavour_refuses_truncation(fmt, subtype, speech):
+    data = encode(speech, 8000, fmt, subtype)
+    assert len(load_audio(data)) == 2 * len(speech)
+    with pytest.raises(AudioDecodeError, match=f"truncated {fmt}"):
+        load_audio(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    "subtype, fmt, field, value",
+    [("PCM_U8", "WAV", "bits_per_sample", 7), ("PCM_16", "WAV", "bits_per_sample", 13),
+     ("PCM_16", "WAV", "bits_per_sample", 0), ("FLOAT", "WAV", "bits_per_sample", 16),
+     ("PCM_16", "WAVEX", "valid_bits_per_sample", 17)],
+)
+def test_nonsense_bits_per_sample_is_refused(subtype, fmt, field, value, speech):
+    data = encode(speech, 8000, fmt, subtype)
+    with pytest.raises(AudioDecodeError, match=f"{field.replace('_', ' ')} = {value}"):
+        load_audio(header_fields(data)[field].set(data, value))
+
+
+@pytest.mark.parametrize("right_gain", [-1.0, -0.8])
+def test_anti_phase_stereo_decodes_the_loudest_channel(right_gain, speech):
+    stereo = encode(np.stack([speech, right_gain * speech], axis=1), 8000, "WAV", "PCM_16")
+    np.testing.assert_allclose(load_audio(stereo), load_audio(wav_bytes(speech)), atol=1e-6)
+
+
+def test_uncorrelated_stereo_is_still_averaged(fsdd_dir, speech):
+    other = connected_digits(fsdd_dir, "19", "george")[0][: len(speech)]
+    other = np.pad(other, (0, len(speech) - len(other)))
+    stereo = np.stack([speech, other], axis=1)
+    wave = load_audio(encode(stereo, 8000, "WAV", "FLOAT"), sample_rate=8000)
+    np.testing.assert_allclose(wave, stereo.mean(axis=1), atol=1e-6)
+
+
+@pytest.mark.parametrize("scale, channels", [(32768.0, 1), (1e17, 1), (np.finfo(np.float32).max, 8)])
+def test_float_audio_beyond_full_scale_is_scaled_down(scale, channels, speech):
+    """int16 values stored as float, absurd levels, and 8 channels at float32's maximum (whose sum overflows float32)."""
+    loud = np.repeat((speech / np.abs(speech).max() * scale).astype(np.float32)[:, None], channels, axis=1)
+    assert np.isfinite(loud).all()
+    wave = load_audio(encode(loud, 8000, "WAV", "FLOAT"))
+    expected = load_audio(wav_bytes(speech, subtype="FLOAT")) / np.abs(speech).max()
+    np.testing.assert_allclose(wave, expected, atol=1e-5)
+
+
+def test_samples_beyond_float32_range_are_invalid(speech):
+    data = encode(speech.astype(np.float64) * 1e300, 8000, "WAV", "DOUBLE")
+    with pytest.raises(InvalidSamplesError, match="float32 range"):
+        load_audio(data)
+
+
+def test_wav_streamed_without_sizes_decodes(speech):
+    """A writer that cannot seek back (ffmpeg into a pipe) leaves RIFF and data sizes at 0xFFFFFFFF."""
+    raw = wav_bytes(speech)
+    fields = header_fields(raw)
+    streamed = fields["data_size"].set(fields["riff_size"].set(raw, 0xFFFFFFFF), 0xFFFFFFFF)
+    np.testing.assert_array_equal(load_audio(streamed), load_audio(raw))
+
+
+def test_wav_of_a_million_empty_chunks_is_refused_quickly(speech):
+    raw = wav_bytes(speech)
+    junk = raw[:12] + b"JUNK\0\0\0\0" * 1_000_000 + raw[12:]
+    start = time.perf_counter()
+    with pytest.raises(AudioDecodeError):
+        load_audio(junk)
+    assert time.perf_counter() - start < 0.5
