@@ -4,29 +4,72 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence, TextIO
 
 import yaml
 
 from asr.audio import AudioError
-from asr.config import VTLN_WARP_RANGE, ConfigError
+from asr.config import VTLN_WARP_RANGE, ConfigError, resolve_device, yaml_problem
 from asr.data import ManifestError
-from asr.decoding import METHODS, DecodeOptions
+from asr.decoding import MAX_BEAM_SIZE, METHODS, DecodeOptions
 from asr.evaluate import add_wer_arguments, run_wer
+
+
+class UsageError(Exception):
+    """A command line that cannot be carried out as given (checked after parsing)."""
+
+
+# Mistakes a user can make in the command line or in the files it names: main() prints
+# them as one line and exits 2. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (UsageError, ConfigError, ManifestError, AudioError, ValueError, FileNotFoundError)
 
 
 def add_decode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model directory (default: the shipped digits model)")
     p.add_argument("--decoder", choices=METHODS, default="beam", help="search method (default: beam)")
-    p.add_argument("--beam-size", type=int, default=5)
+    p.add_argument("--beam-size", type=int_in_range(1, MAX_BEAM_SIZE), default=5,
+                   help=f"beam width, 1 to {MAX_BEAM_SIZE} (default: 5)")
     p.add_argument("--ctc-weight", type=float, default=None,
                    help="weight of CTC prefix scores in beam search (default: the model's inference.ctc_weight)")
     p.add_argument("--length-penalty", type=float, default=1.0)
     add_vtln_warps_argument(p)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+
+
+def int_in_range(low: int, high: Optional[int] = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high] (high None: no upper bound)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            bounds = f">= {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"expected a whole number {bounds}, got {text!r}")
+        return value
+
+    return parse
+
+
+def device_name(text: str) -> str:
+    """An argparse type: a device this machine has (asr.config.resolve_device)."""
+    try:
+        return str(resolve_device(text))
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def output_file(text: str) -> Path:
+    """An argparse type: a file path to write (refused at once if it is a directory)."""
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory; give the path of the file to write")
+    return Path(text)
 
 
 def add_vtln_warps_argument(p: argparse.ArgumentParser) -> None:
@@ -61,7 +104,10 @@ def parse_overrides(items: Sequence[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--set expects section.key=value, got {item!r}")
-        out[key] = yaml.safe_load(value)
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML: {yaml_problem(e)}") from None
     return out
 
 
@@ -82,9 +128,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
         try:
+            check_audio_path(path)
             result = transcriber.transcribe(path, opts, timestamps=args.timestamps)
-        except (AudioError, FileNotFoundError) as e:
-            print(f"error: {path}: {e}", file=sys.stderr)
+        except AudioError as e:  # this file only: the others are still transcribed
+            print(f"error: {e}", file=sys.stderr)  # asr.audio's messages start with the file name
             status = 2
             continue
         if args.json:
@@ -96,6 +143,31 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     return status
 
 
+def check_audio_path(path: str) -> None:
+    """Refuse a directory by name (asr.audio would call it "not found")."""
+    if os.path.isdir(path):
+        raise AudioError(f"{path}: is a directory, not an audio file")
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[TextIO]:
+    """A text file that replaces `path` only once it is completely written: after a failure or
+    Ctrl-C the old `path` (if any) is left as it was. The file is opened before the work starts,
+    so an unwritable place is reported at once."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"  # same folder: os.replace is atomic
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = tmp.open("w")
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror}") from None
+    try:
+        with f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
     from asr.data import load_manifest
     from asr.transcribe import Transcriber
@@ -103,9 +175,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
     utts = load_manifest(args.data)
     transcriber = Transcriber.load(args.model, args.device, args.vtln_warps)
     opts = decode_options(args, transcriber)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w") as f:
+    out = args.out
+    with atomic_output(out) as f:
         for start in range(0, len(utts), args.batch_size):
             chunk = utts[start : start + args.batch_size]
             for utt, result in zip(chunk, transcriber.transcribe_batch([u.audio for u in chunk], opts)):
@@ -139,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("decode", help="decode a Kaldi data dir or JSONL manifest into 'utt-id text' lines")
     p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", required=True, type=output_file,
+                   help="hypotheses file; replaced only once every utterance is decoded")
+    p.add_argument("--batch-size", type=int_in_range(1), default=64, help="utterances per batch (default: 64)")
     add_decode_arguments(p)
     p.set_defaults(func=cmd_decode)
 
@@ -150,17 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the transcription web service (uvicorn)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int_in_range(0, 65535), default=8000)
     p.add_argument("--model", default=None)
     p.set_defaults(func=cmd_serve)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # a malformed argument: usage and one error line, exit 2
     try:
         return args.func(args)
-    except (ConfigError, ManifestError, AudioError, ValueError, FileNotFoundError) as e:
+    except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

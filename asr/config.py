@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
 import yaml
 
 
@@ -203,6 +204,13 @@ def to_dict(cfg: Any) -> dict:
     return plain(dataclasses.asdict(cfg))
 
 
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """One line saying what is wrong with a YAML text and where (PyYAML's own message spans several)."""
+    problem = getattr(e, "problem", None) or "not valid YAML"
+    mark = getattr(e, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else problem
+
+
 def load_config(path: str | Path, overrides: Optional[dict] = None) -> ExperimentConfig:
     """Read an ExperimentConfig from YAML; `overrides` maps "section.key" to a value."""
     path = Path(path)
@@ -210,14 +218,44 @@ def load_config(path: str | Path, overrides: Optional[dict] = None) -> Experimen
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory; give the path of a YAML config file") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file; a config is YAML text") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+        raise ConfigError(f"{path}: invalid YAML: {yaml_problem(e)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (features:, model:, train:, ...), got {data!r}")
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
         if not key:
             raise ConfigError(f"override {dotted!r} must look like section.key")
-        data.setdefault(section, {})[key] = value
+        if not isinstance(data.setdefault(section, {}), dict):
+            raise ConfigError(f"{path}: {section}: expected a mapping, got {data[section]!r}")
+        data[section][key] = value
     return from_dict(ExperimentConfig, data, str(path))
+
+
+def resolve_device(name: str) -> torch.device:
+    """A device name ("auto", "cpu", "cuda", "cuda:N") -> a device this machine has; ConfigError otherwise.
+    "auto" is the GPU when there is one."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device {name!r}: CUDA is not available on this machine; use cpu")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"device {name!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return device
 
 
 def save_config(cfg: ExperimentConfig, path: str | Path) -> None:

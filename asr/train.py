@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from asr.config import ExperimentConfig, save_config
+from asr.config import ConfigError, ExperimentConfig, resolve_device, save_config
 from asr.data import ASRDataset, Batch, BucketBatchSampler, collate, load_manifest
 from asr.decoding import DecodeOptions, decode
 from asr.evaluate import Normalizer, score
@@ -49,12 +49,6 @@ class TrainState:
     best: list = field(default_factory=list)  # [[dev_wer, step], ...] kept checkpoints, best first
     seconds: float = 0.0  # training wall time so far
     last_eval_step: int = -1
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def noam_lambda(warmup: int):
@@ -138,11 +132,18 @@ def estimate_cmvn(utts, cfg: ExperimentConfig) -> tuple[torch.Tensor, torch.Tens
 class Trainer:
     def __init__(self, cfg: ExperimentConfig):
         self.cfg = cfg
+        # the config's mistakes, as ConfigError, before anything is written
+        self.device = resolve_device(cfg.train.device)
+        for name in ("train_data", "dev_data"):
+            if not getattr(cfg.train, name):
+                raise ConfigError(f"train.{name} is not set: give a Kaldi data dir or a JSONL manifest")
         self.exp = Path(cfg.train.exp_dir)
-        (self.exp / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (self.exp / "plots").mkdir(exist_ok=True)
+        try:
+            (self.exp / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (self.exp / "plots").mkdir(exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"train.exp_dir: cannot create {self.exp}/ ({e.strerror})") from None
         save_config(cfg, self.exp / "config.yaml")
-        self.device = pick_device(cfg.train.device)
         torch.manual_seed(cfg.train.seed)
         random.seed(cfg.train.seed)
         np.random.seed(cfg.train.seed)

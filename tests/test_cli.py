@@ -3,11 +3,15 @@
 import json
 import subprocess
 import sys
+from typing import NamedTuple
 
 import pytest
+import soundfile as sf
 import torch
 
+from asr.cli import main
 from asr.config import ExperimentConfig, ModelConfig
+from asr.decoding import MAX_BEAM_SIZE
 from asr.model import ASRModel, save_model_dir
 from asr.tokenizer import Tokenizer
 
@@ -15,6 +19,38 @@ from asr.tokenizer import Tokenizer
 def asr(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "asr.cli", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout)
+
+
+class Run(NamedTuple):
+    status: int
+    out: str
+    err: str
+
+
+def asr_in_process(capsys, *args) -> Run:
+    """`asr ARGS` through main() in this process: cheaper than a subprocess, and an exception
+    main() lets through fails the test with its traceback."""
+    try:
+        status = main([str(a) for a in args])
+    except SystemExit as e:  # argparse refusing an argument
+        status = e.code
+    return Run(status, *capsys.readouterr())
+
+
+def refused_argument(run: Run, command: str, option: str) -> str:
+    """Check argparse's refusal (usage, then one error line); return the error line."""
+    assert run.status == 2
+    line = run.err.strip().splitlines()[-1]
+    assert line.startswith(f"asr {command}: error: argument {option}: "), run.err
+    return line
+
+
+def one_error_line(run: Run) -> str:
+    """Check main()'s refusal: exit 2 and exactly one line on stderr; return it."""
+    assert run.status == 2 and "Traceback" not in run.err
+    lines = run.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), run.err
+    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +123,126 @@ def test_bad_vtln_warps_exit_2(tiny_model, wav_path, tmp_path):
 def test_transcribe_with_vtln_warps(tiny_model, wav_path):
     r = asr("transcribe", wav_path, "--model", tiny_model, "--decoder", "greedy", "--vtln-warps", "0.9,1,1.1")
     assert r.returncode == 0, r.stderr
+
+
+# ------------------------------------------------------------------ user mistakes: exit 2, one line
+
+
+def test_train_config_that_is_a_directory(capsys, tmp_path):
+    line = one_error_line(asr_in_process(capsys, "train", tmp_path))
+    assert str(tmp_path) in line and "is a directory" in line
+
+
+def test_train_override_that_is_not_yaml(capsys, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  epochs: 1\n")
+    line = one_error_line(asr_in_process(capsys, "train", cfg, "--set", "train.epochs=[1"))
+    assert "train.epochs=[1" in line and "not valid YAML" in line
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("train: [1\n", "invalid YAML"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("train: 5\n", "train: expected a mapping"),
+    ],
+)
+def test_train_config_that_is_not_a_config(capsys, tmp_path, text, message):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    assert message in one_error_line(asr_in_process(capsys, "train", cfg, "--set", "train.epochs=1"))
+
+
+def test_train_device_this_machine_lacks_writes_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"train:\n  exp_dir: {tmp_path / 'exp'}\n  device: cuda\n")
+    assert "CUDA is not available" in one_error_line(asr_in_process(capsys, "train", cfg))
+    assert not (tmp_path / "exp").exists()
+
+
+@pytest.mark.parametrize("device, message", [("bogus", "unknown device 'bogus'"), ("cuda", "CUDA is not available")])
+@pytest.mark.parametrize("command", ["transcribe", "decode"])
+def test_device_this_machine_lacks(capsys, tmp_path, monkeypatch, wav_path, command, device, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without a GPU
+    files = [wav_path] if command == "transcribe" else ["--data", tmp_path, "--out", tmp_path / "hyp"]
+    run = asr_in_process(capsys, command, *files, "--device", device)
+    assert message in refused_argument(run, command, "--device")
+
+
+def test_decode_out_that_is_a_directory(capsys, tmp_path):
+    run = asr_in_process(capsys, "decode", "--data", tmp_path, "--out", tmp_path)
+    assert "is a directory" in refused_argument(run, "decode", "--out")
+
+
+@pytest.mark.parametrize("size", ["0", "-1", "x"])
+def test_decode_batch_size_below_one(capsys, tmp_path, size):
+    run = asr_in_process(capsys, "decode", "--data", tmp_path, "--out", tmp_path / "h", "--batch-size", size)
+    assert ">= 1" in refused_argument(run, "decode", "--batch-size")
+
+
+def test_beam_size_is_bounded(capsys, tiny_model, wav_path):
+    run = asr_in_process(capsys, "transcribe", wav_path, "--model", tiny_model,
+                                    "--beam-size", MAX_BEAM_SIZE + 1)
+    assert f"from 1 to {MAX_BEAM_SIZE}" in refused_argument(run, "transcribe", "--beam-size")
+    run = asr_in_process(capsys, "transcribe", wav_path, "--model", tiny_model,
+                         "--beam-size", MAX_BEAM_SIZE, "--vtln-warps", "1")
+    assert run.status == 0 and run.out, run.err
+
+
+def test_transcribe_a_directory(capsys, tiny_model, tmp_path):
+    line = one_error_line(asr_in_process(capsys, "transcribe", tmp_path, "--model", tiny_model))
+    assert str(tmp_path) in line and "is a directory" in line and "not found" not in line
+
+
+@pytest.fixture(scope="module")
+def truncated_flacs(fsdd_dir, tmp_path_factory) -> list:
+    """A real recording as FLAC, cut after its 44th byte and cut in half."""
+    folder = tmp_path_factory.mktemp("flac")
+    wave, rate = sf.read(fsdd_dir / "recordings" / "3_theo_7.wav", dtype="float32")
+    sf.write(folder / "whole.flac", wave, rate)
+    data = (folder / "whole.flac").read_bytes()
+    (folder / "cut44.flac").write_bytes(data[:44])
+    (folder / "half.flac").write_bytes(data[: len(data) // 2])
+    return [folder / "cut44.flac", folder / "half.flac"]
+
+
+def test_transcribe_truncated_flac_one_line_each(capsys, tiny_model, wav_path, truncated_flacs):
+    """Each bad file gets one line and the good one is still transcribed (needs asr.audio to raise
+    AudioError for a truncated FLAC)."""
+    run = asr_in_process(capsys, "transcribe", truncated_flacs[0], wav_path, truncated_flacs[1],
+                         "--model", tiny_model, "--decoder", "greedy", "--vtln-warps", "1")
+    assert run.status == 2 and "Traceback" not in run.err
+    assert [line.split("\t")[0] for line in run.out.splitlines()] == [str(wav_path)]
+    lines = run.err.strip().splitlines()
+    assert len(lines) == 2
+    for line, path in zip(lines, truncated_flacs):
+        assert line.startswith(f"error: {path}: ")
+
+
+def test_decode_failure_leaves_the_old_output(capsys, tiny_model, tmp_path, fsdd_dir, truncated_flacs):
+    data = tmp_path / "data"
+    data.mkdir()
+    good = fsdd_dir / "recordings" / "3_theo_7.wav"
+    (data / "wav.scp").write_text(f"u1 {good}\nu2 {truncated_flacs[1]}\n")
+    out = tmp_path / "out" / "hyp"
+    out.parent.mkdir()
+    out.write_text("u0 old\n")
+    args = ["decode", "--data", data, "--out", out, "--model", tiny_model, "--decoder", "greedy", "--vtln-warps", "1"]
+    line = one_error_line(asr_in_process(capsys, *args, "--batch-size", 1))  # u1 written, then u2 fails
+    assert str(truncated_flacs[1]) in line
+    assert out.read_text() == "u0 old\n" and [p.name for p in out.parent.iterdir()] == ["hyp"]
+    (data / "wav.scp").write_text(f"u1 {good}\n")
+    run = asr_in_process(capsys, *args)
+    assert run.status == 0, run.err
+    assert out.read_text().split()[0] == "u1" and [p.name for p in out.parent.iterdir()] == ["hyp"]
+
+
+def test_decode_out_that_cannot_be_written(capsys, tiny_model, tmp_path, wav_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "wav.scp").write_text(f"u1 {wav_path}\n")
+    (tmp_path / "file").write_text("")
+    run = asr_in_process(capsys, "decode", "--data", data, "--out", tmp_path / "file" / "hyp", "--model", tiny_model)
+    assert f"cannot write {tmp_path / 'file' / 'hyp'}" in one_error_line(run)
