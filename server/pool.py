@@ -6,20 +6,26 @@ call (same decoding options, no longer than one segment), so under load the batc
 when idle a job waits at most `batch_wait_s`. Each batch runs in a thread of a pool of
 `workers` threads (torch releases the GIL). How many requests may be in here at once is
 bounded before they arrive (see server/guard.py), so the queue needs no bound of its own.
+
+A request's input may only ever fail that request: when a batch's inference call raises,
+its jobs are run again one at a time, and only a job that fails alone gets the error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
 from asr.decoding import DecodeOptions
 from asr.transcribe import Transcriber, Transcription
 from server.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -124,21 +130,32 @@ class InferencePool:
         self.metrics.batch_size.observe(len(batch))
         loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self._executor, self._run, batch)
-        except Exception as exc:  # a bug in inference: every caller of the batch gets it
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(exc)
-        else:
-            for job, result in zip(batch, results, strict=True):
-                if not job.future.done():
-                    job.future.set_result(result)
+            outcomes = await loop.run_in_executor(self._executor, self._run, batch)
+        except Exception as exc:  # the executor itself failed (shut down): nothing was decoded
+            outcomes = [exc] * len(batch)
         finally:
             free_workers.release()
+        for job, outcome in zip(batch, outcomes, strict=True):
+            if job.future.done():  # cancelled: the client went away
+                continue
+            if isinstance(outcome, Exception):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
 
-    def _run(self, batch: list[Job]) -> list[Transcription]:
-        """In a worker thread: one inference call for the whole batch."""
+    def _run(self, batch: list[Job]) -> list[Union[Transcription, Exception]]:
+        """In a worker thread: one inference call for the whole batch -> each job's transcription
+        or exception. If the call raises, each job is run alone, so that one job's bad input
+        fails that job only."""
         first = batch[0]
-        return self.transcriber.transcribe_batch(
-            [job.wave for job in batch], first.opts, timestamps=first.timestamps, attention=first.attention
-        )
+        try:
+            return self.transcriber.transcribe_batch(
+                [job.wave for job in batch], first.opts, timestamps=first.timestamps, attention=first.attention
+            )
+        except Exception as exc:
+            if len(batch) == 1:
+                seconds = len(first.wave) / self.transcriber.sample_rate
+                log.exception("inference failed on one request (%.2f s of audio)", seconds)
+                return [exc]
+            log.warning("inference failed on a batch of %d (%r); running its requests one at a time", len(batch), exc)
+        return [self._run([job])[0] for job in batch]

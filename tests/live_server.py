@@ -23,6 +23,7 @@ MEMORY_CAP = 8 * 2**30  # bytes of address space; an idle server maps about 3.5 
 
 LAUNCH = """
 import socket, sys, uvicorn
+exec(sys.argv[2])
 sock = socket.socket(fileno=int(sys.argv[1]))
 config = uvicorn.Config("server.app:create_app", factory=True, log_level="warning")
 uvicorn.Server(config).run(sockets=[sock])
@@ -30,15 +31,22 @@ uvicorn.Server(config).run(sockets=[sock])
 
 
 class LiveServer:
-    def __init__(self, env: Optional[dict] = None, wait_for: str = "/ready", timeout: float = 120.0):
+    def __init__(
+        self, env: Optional[dict] = None, wait_for: str = "/ready", timeout: float = 120.0,
+        log: Optional[Path] = None, setup: str = "",
+    ):
+        """env: `ASR_*` settings; log: a file for the server's output (default: this process's stderr);
+        setup: Python code the server process runs before it builds the app (tests inject faults with it)."""
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(128)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         child_env = {**os.environ, "ASR_TORCH_THREADS": "1", **(env or {})}
+        self.log = open(log, "wb") if log is not None else None
         self.process = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, str(self.sock.fileno())],
+            [sys.executable, "-c", LAUNCH, str(self.sock.fileno()), setup],
             pass_fds=(self.sock.fileno(),), env=child_env, cwd=REPO, preexec_fn=cap_memory,
+            stdout=self.log, stderr=self.log,
         )
         self.wait_for(wait_for, timeout)
 
@@ -59,9 +67,15 @@ class LiveServer:
 
     def peak_rss_mib(self) -> float:
         """Peak resident memory of the server process (VmHWM), in MiB."""
+        return self._status_mib("VmHWM")
+
+    def rss_mib(self) -> float:
+        """Resident memory of the server process now (VmRSS), in MiB."""
+        return self._status_mib("VmRSS")
+
+    def _status_mib(self, field: str) -> float:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
-        kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
-        return kib / 1024
+        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith(field + ":")) / 1024
 
     def stop(self) -> None:
         self.process.terminate()
@@ -71,6 +85,8 @@ class LiveServer:
             self.process.kill()
             self.process.wait()
         self.sock.close()
+        if self.log is not None:
+            self.log.close()
 
     def __enter__(self) -> "LiveServer":
         return self
