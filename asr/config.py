@@ -72,6 +72,7 @@ class ModelConfig:
     dropout: float = 0.1
     max_positions: int = 5000
     ctc: bool = True  # auxiliary CTC head on the encoder
+    no_speech_head: bool = False  # P(no speech) head on the encoder (asr/model/no_speech.py), trained after the model
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,11 @@ class InferenceConfig:
     # Test-time VTLN: each piece is decoded once per mel-filter warp (asr.features.fbank) and the
     # hypothesis with the best length-normalised score is kept; (1.0,) = off. Costs one decode per warp.
     vtln_warps: tuple[float, ...] = (1.0,)
+    # No words from non-speech: a piece whose loudest 10 ms (DC removed) is below min_speech_dbfs is not
+    # decoded, and one whose P(no speech) from the model's no-speech head exceeds no_speech_threshold
+    # gives no words.
+    min_speech_dbfs: float = -70.0
+    no_speech_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         low, high = VTLN_WARP_RANGE

@@ -51,6 +51,13 @@ def block_energy_db(wave: np.ndarray, block: int) -> np.ndarray:
     return 10.0 * np.log10(power + 1e-12)
 
 
+def peak_level_db(wave: np.ndarray, sample_rate: int) -> float:
+    """Power (dB re full scale) of the loudest 10 ms block of wave (N,), its mean removed (a DC offset is not sound)."""
+    if len(wave) == 0:
+        return -120.0
+    return float(block_energy_db(wave - wave.mean(), max(1, round(BLOCK_SECONDS * sample_rate))).max())
+
+
 def split_long_audio(
     wave: np.ndarray, sample_rate: int, cfg: SegmentConfig = SegmentConfig()
 ) -> list[Piece]:

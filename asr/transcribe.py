@@ -5,6 +5,11 @@ points into pieces close to the training lengths (asr/segment.py); all pieces of
 inputs are decoded together in length-bounded batches, then put back in order. With
 test-time VTLN (inference.vtln_warps) each batch is decoded once per warp of the mel
 filters and each piece keeps its best-scoring hypothesis.
+
+No words from non-speech: a piece whose loudest 10 ms is quieter than
+inference.min_speech_dbfs is not decoded at all, and a piece the model's no-speech head
+(asr/model/no_speech.py) finds more likely than inference.no_speech_threshold to hold no
+speech gives no words.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from asr.audio import load_audio
 from asr.decoding import DecodeOptions, Hypothesis, normalised_score, search
 from asr.features import fbank, num_frames
 from asr.model import PRETRAINED_DIR, load_model_dir
-from asr.segment import Piece, SegmentConfig, batch_pieces, split_long_audio
+from asr.segment import Piece, SegmentConfig, batch_pieces, peak_level_db, split_long_audio
 
 AudioInput = Union[np.ndarray, str, Path, bytes, BinaryIO]
 
@@ -32,6 +37,7 @@ class Segment:
     start: float  # seconds
     end: float
     text: str
+    no_speech_prob: float = 0.0  # P(no speech) of the piece; 0 for models without a no-speech head
 
 
 @dataclass
@@ -103,11 +109,22 @@ class Transcriber:
         pieces = [(w, p) for w, wave in enumerate(waves) for p in split_long_audio(wave, self.sample_rate, self.segment_cfg)]
         chunks = [torch.from_numpy(waves[w][p.start : p.end]) for w, p in pieces]  # each (N,)
         frames = [num_frames(c.numel(), self.cfg.features) for c in chunks]
+        inf = self.cfg.inference
+        encoder_frames = self.model.encoder.subsampling.output_lengths(torch.tensor(frames)).tolist()
+        # Decoded: pieces that give the encoder a frame (a tail of a few ms does not) and are not near-silent.
+        audible = [
+            i for i, c in enumerate(chunks)
+            if encoder_frames[i] > 0 and peak_level_db(c.numpy(), self.sample_rate) >= inf.min_speech_dbfs
+        ]
         hyps: list[Optional[Hypothesis]] = [None] * len(pieces)
+        no_speech = [1.0] * len(pieces)  # P(no speech), mean over warps; inaudible pieces keep 1
         ctc_log_probs: list[Optional[torch.Tensor]] = [None] * len(pieces)  # (T', V) per piece, for word times
-        max_frames = int(self.cfg.inference.max_batch_seconds * 1000 / self.cfg.features.frame_shift_ms)
-        for idx in batch_pieces(frames, max_frames):
+        max_frames = int(inf.max_batch_seconds * 1000 / self.cfg.features.frame_shift_ms)
+        for batch in batch_pieces([frames[i] for i in audible], max_frames):
+            idx = [audible[b] for b in batch]
             lens = torch.tensor([frames[i] for i in idx])
+            for i in idx:
+                no_speech[i] = 0.0
             for warp in self.vtln_warps:
                 feats = [fbank(chunks[i], self.cfg.features, warp) for i in idx]
                 batch_feats = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, F)
@@ -116,14 +133,19 @@ class Transcriber:
                     # attention is also the fallback for word times when CTC alignment cannot be used
                     found = search(self.model, enc, enc_lens, opts, need_attention=attention or timestamps)
                     log_probs = self.model.ctc_log_probs(enc).cpu() if timestamps and self.model.has_ctc else None
+                    p_none = self._no_speech_probs(enc, enc_lens)  # (B,)
                 for j, (i, hyp) in enumerate(zip(idx, found)):
+                    no_speech[i] += p_none[j] / len(self.vtln_warps)
                     if hyps[i] is None or normalised_score(hyp, opts) > normalised_score(hyps[i], opts):
                         hyps[i] = hyp
                         if log_probs is not None:
                             ctc_log_probs[i] = log_probs[j, : int(enc_lens[j])]  # (B, T', V) row, unpadded
+        for i, p in enumerate(no_speech):
+            if hyps[i] is None or p > inf.no_speech_threshold:
+                hyps[i], ctc_log_probs[i] = Hypothesis(tokens=[], score=0.0, confidence=p), None
         by_wave: list[list] = [[] for _ in waves]  # the pieces of each input, in order
-        for (w, piece), hyp, log_probs in zip(pieces, hyps, ctc_log_probs):
-            by_wave[w].append((piece, hyp, log_probs))
+        for (w, piece), hyp, log_probs, p in zip(pieces, hyps, ctc_log_probs, no_speech):
+            by_wave[w].append((piece, hyp, log_probs, p))
         results = [self._assemble(wave, mine, timestamps, attention) for wave, mine in zip(waves, by_wave)]
         elapsed = time.perf_counter() - start
         for r in results:
@@ -131,16 +153,16 @@ class Transcriber:
         return results
 
     def _assemble(
-        self, wave: np.ndarray, pieces: list[tuple[Piece, Hypothesis, Optional[torch.Tensor]]], timestamps: bool,
+        self, wave: np.ndarray, pieces: list[tuple[Piece, Hypothesis, Optional[torch.Tensor], float]], timestamps: bool,
         attention: bool,
     ) -> Transcription:
         sr = self.sample_rate
         segments, words, tokens, confidences, weights = [], [], [], [], []
         source = None
-        for piece, hyp, ctc_log_probs in pieces:
+        for piece, hyp, ctc_log_probs, no_speech_prob in pieces:
             text = self.tokenizer.decode(hyp.tokens)
             offset = piece.start / sr
-            segments.append(Segment(round(offset, 3), round(piece.end / sr, 3), text))
+            segments.append(Segment(round(offset, 3), round(piece.end / sr, 3), text, round(no_speech_prob, 4)))
             tokens += [self.tokenizer.id_to_token(t) for t in hyp.tokens]
             confidences.append(hyp.confidence)
             weights.append(piece.num_samples)
@@ -159,6 +181,12 @@ class Transcriber:
             attention=single.float().cpu().numpy() if single is not None else None,
             tokens=tokens,
         )
+
+    def _no_speech_probs(self, enc: torch.Tensor, enc_lens: torch.Tensor) -> list[float]:
+        """P(no speech) per input of the batch: enc (B, T', D) -> B floats; 0 without a no-speech head."""
+        if self.model.no_speech_head is None:
+            return [0.0] * enc.size(0)
+        return self.model.no_speech_prob(enc, enc_lens).cpu().tolist()
 
     def _word_times(self, hyp: Hypothesis, ctc_log_probs: Optional[torch.Tensor], duration: float):
         """Word (start, end) in seconds within the piece: CTC forced alignment when the model

@@ -13,6 +13,7 @@ from asr.losses import IGNORE_INDEX, attention_ce_loss, ctc_loss, guided_attenti
 from asr.model.decoder import Decoder
 from asr.model.encoder import Encoder
 from asr.model.mask import lengths_to_mask
+from asr.model.no_speech import NoSpeechHead
 from asr.model.subsampling import Conv2dSubsampling4
 from asr.tokenizer import EOS_ID, PAD_ID, SOS_ID
 
@@ -49,6 +50,7 @@ class ASRModel(nn.Module):
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg, vocab_size)
         self.ctc_head = nn.Linear(cfg.d_model, vocab_size) if cfg.ctc else None
+        self.no_speech_head = NoSpeechHead(cfg.d_model) if cfg.no_speech_head else None
 
     @property
     def has_ctc(self) -> bool:
@@ -77,6 +79,12 @@ class ASRModel(nn.Module):
         if self.ctc_head is None:
             raise RuntimeError("this model has no CTC head (model.ctc: false)")
         return self.ctc_head(enc).log_softmax(dim=-1)  # (B, T', V)
+
+    def no_speech_prob(self, enc: Tensor, enc_lens: Tensor) -> Tensor:
+        """enc (B, T', D), enc_lens (B,) -> P(the input holds no speech) (B,)."""
+        if self.no_speech_head is None:
+            raise RuntimeError("this model has no no-speech head (model.no_speech_head: false)")
+        return torch.sigmoid(-self.no_speech_head(enc, enc_lens).float())
 
     def forward(
         self,

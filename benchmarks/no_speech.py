@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Words from non-speech (target 0) and what the no-speech gate costs on real speech (target nothing).
+
+Non-speech: every kind of asr.no_speech.NON_SPEECH_KINDS (+-1 LSB, white/pink/brown noise,
+50/60 Hz hum, DC offset, clicks, tone sequences, babble of reversed utterances) at RMS levels
+-90..-10 dBFS in 10 dB steps, 1, 5 and 10 s long (243 files), plus three long ones (60 s of
++-1 LSB, 60 s of white noise at -50 dBFS, 15 min of DC offset). The babble is made from the
+speech set's speakers (default: the digits recipe's unseen speaker, whom the no-speech head
+never heard), and the random draws use another seed than the head's training.
+
+Speech: the same sets decoded with the gate (the model's defaults) and without it
+(inference.min_speech_dbfs = -inf, no_speech_threshold = 1); the gate may only remove words.
+
+  .venv/bin/python benchmarks/no_speech.py                       # shipped model
+  .venv/bin/python benchmarks/no_speech.py --model recipes/digits/exp/TAG/model --vtln-warps 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from asr.cli import add_vtln_warps_argument
+from asr.data import load_manifest
+from asr.evaluate import Normalizer, score
+from asr.no_speech import NON_SPEECH_KINDS, non_speech
+from asr.transcribe import Transcriber
+
+REPO = Path(__file__).resolve().parents[1]
+DIGITS_DATA = REPO / "recipes" / "digits" / "data"
+SEED = 12345  # the head is trained with seed 0
+LEVELS = range(-90, 0, 10)
+SECONDS = (1.0, 5.0, 10.0)
+
+
+def non_speech_set(sr: int, sources: list[np.ndarray]) -> list[tuple[str, float, np.ndarray]]:
+    """[(kind, level dBFS, wave (N,))]: the grid of kinds x levels x lengths, then the long files."""
+    rng = np.random.default_rng(SEED)
+    out = [(k, lvl, non_speech(k, s, lvl, sr, rng, sources)) for k in NON_SPEECH_KINDS for lvl in LEVELS for s in SECONDS]
+    out.append(("lsb 60s", -90.0, non_speech("lsb", 60.0, -90.0, sr, rng)))
+    out.append(("white 60s", -50.0, non_speech("white", 60.0, -50.0, sr, rng)))
+    out.append(("dc 15min", -20.0, non_speech("dc", 900.0, -20.0, sr, rng)))
+    return out
+
+
+def without_gate(t: Transcriber) -> Transcriber:
+    inference = replace(t.cfg.inference, min_speech_dbfs=-np.inf, no_speech_threshold=1.0)
+    return Transcriber(t.model, t.tokenizer, replace(t.cfg, inference=inference), t.model_name)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help="model directory (default: the shipped model)")
+    p.add_argument("--speech", nargs="+", default=[str(DIGITS_DATA / s) for s in ("dev", "dev_single", "valid")],
+                   help="data sets of real speech (Kaldi dirs or JSONL); the first one's audio makes the babble")
+    p.add_argument("--threads", type=int, default=2)
+    add_vtln_warps_argument(p)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    gated = Transcriber.load(args.model, vtln_warps=args.vtln_warps)
+    print(f"model {gated.model_name}: no-speech head {'yes' if gated.model.no_speech_head is not None else 'no'}, "
+          f"min_speech_dbfs {gated.cfg.inference.min_speech_dbfs}, threshold {gated.cfg.inference.no_speech_threshold}, "
+          f"VTLN warps {gated.vtln_warps}")
+
+    sets = {Path(d).name: load_manifest(d) for d in args.speech}
+    first = next(iter(sets.values()))
+    sources = [gated.load_audio(u.audio) for u in first[:100]]
+    start = time.perf_counter()
+    files = non_speech_set(gated.sample_rate, sources)
+    results = gated.transcribe_batch([w for _, _, w in files])
+    seconds = sum(len(w) for _, _, w in files) / gated.sample_rate
+    by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # files, files with words, words
+    for (kind, _, _), r in zip(files, results):
+        words = len(r.text.split())
+        row = by_kind[kind]
+        row[0] += 1
+        row[1] += words > 0
+        row[2] += words
+    print(f"\nnon-speech: {len(files)} files, {seconds / 60:.1f} min, decoded in {time.perf_counter() - start:.1f} s")
+    print(f"{'kind':<10} {'files':>5} {'with words':>10} {'words':>6}")
+    for kind, (n, with_words, words) in by_kind.items():
+        print(f"{kind:<10} {n:>5} {with_words:>10} {words:>6}")
+    total = [sum(col) for col in zip(*by_kind.values())]
+    print(f"{'total':<10} {total[0]:>5} {total[1]:>10} {total[2]:>6}")
+    worst = sorted(zip(files, results), key=lambda fr: -len(fr[1].text.split()))[:5]
+    for (kind, level, _), r in worst:
+        if r.text:
+            print(f"  {kind} at {level} dBFS -> {r.text!r} (P(no speech) {min(s.no_speech_prob for s in r.segments):.3f})")
+
+    print(f"\n{'speech set':<12} {'utts':>5} {'WER gate %':>10} {'WER no gate %':>13} {'emptied':>8}")
+    ungated = without_gate(gated)
+    for name, utts in sets.items():
+        refs = {u.id: u.text or "" for u in utts}
+        waves = [gated.load_audio(u.audio) for u in utts]
+        with_gate = {u.id: r.text for u, r in zip(utts, gated.transcribe_batch(waves))}
+        no_gate = {u.id: r.text for u, r in zip(utts, ungated.transcribe_batch(waves))}
+        emptied = sum(1 for u in utts if no_gate[u.id] and not with_gate[u.id])
+        a, b = score(refs, with_gate, Normalizer()), score(refs, no_gate, Normalizer())
+        print(f"{name:<12} {len(utts):>5} {100 * a.wer:>10.2f} {100 * b.wer:>13.2f} {emptied:>8}")
+
+
+if __name__ == "__main__":
+    main()
