@@ -15,8 +15,8 @@ The input is never decoded whole. A few hundred KB of FLAC can declare minutes o
    the work.
 2. Blocks of at most `BLOCK_SAMPLES` samples are read as float64, checked (finite,
    within float32 range), averaged over channels and fed to a soxr streaming
-   resampler: memory holds the output at the target rate plus one block, whatever the
-   input's rate and width.
+   resampler: memory holds the output at the target rate (float64 until the end) plus
+   one block, whatever the input's rate and width.
 3. The frames decoded are compared with the frames declared, so an upload cut off in
    transit is refused instead of transcribed in part.
 
