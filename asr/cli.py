@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence, TextIO
 
@@ -120,6 +120,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_no_speech(args: argparse.Namespace) -> int:
+    from asr.data import load_manifest
+    from asr.no_speech import NoSpeechTraining, train_no_speech_head
+
+    cfg = NoSpeechTraining(seed=args.seed)
+    if args.examples is not None:
+        cfg = replace(cfg, examples=args.examples)
+    figures = train_no_speech_head(args.model, load_manifest(args.speech), args.out or args.model, cfg)
+    print(json.dumps(figures))
+    return 0
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from asr.transcribe import Transcriber
 
@@ -200,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("train-no-speech", help="add a no-speech head to a trained model (only the head learns)")
+    p.add_argument("model", help="model directory")
+    p.add_argument("--speech", required=True, help="training speech: Kaldi data dir or JSONL manifest")
+    p.add_argument("--out", default=None, help="model directory to write (default: replace MODEL)")
+    p.add_argument("--examples", type=int_in_range(1), default=None, help="examples of each class (default: NoSpeechTraining's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_train_no_speech)
 
     p = sub.add_parser("transcribe", help="print the transcript of audio files")
     p.add_argument("files", nargs="+")

@@ -12,13 +12,14 @@
 #   2 synth      espeak-ng and flite voices for training -> data/train_{espeak,flite}
 #   3 combine    train + train_espeak + train_flite      -> data/train_all
 #   4 train      asr train conf/train.yaml               -> exp/TAG/model
-#   5 decode     beam search and greedy on dev sets      -> exp/TAG/decode_*/hyp
-#   6 score      asr wer                                 -> exp/TAG/decode_*/wer.{txt,json}
+#   5 no-speech  P(no speech) head on the frozen encoder  -> exp/TAG/model (+ head), exp/TAG/no_speech.json
+#   6 decode     beam search and greedy on dev sets      -> exp/TAG/decode_*/hyp
+#   7 score      asr wer                                 -> exp/TAG/decode_*/wer.{txt,json}
 set -euo pipefail
 cd "$(dirname "$0")"
 
 stage=0
-stop_stage=6
+stop_stage=7
 fsdd=""
 config=conf/train.yaml
 tag=transformer_guided
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
     --num-flite) num_flite=$2; shift 2 ;;
     --beam) beam=$2; shift 2 ;;
     --set) overrides+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -107,7 +108,17 @@ decodes=(
 )
 
 if run 5; then
-  log "5: decode"
+  log "5: no-speech head ($exp)"
+  if [ -f "$exp/no_speech.json" ]; then
+    echo "$exp/no_speech.json exists: skipping (delete it to train the head again)"
+  else
+    "$asr" train-no-speech "$exp/model" --speech data/train_all | tee "$exp/no_speech.json.tmp"
+    mv "$exp/no_speech.json.tmp" "$exp/no_speech.json"
+  fi
+fi
+
+if run 6; then
+  log "6: decode"
   for d in "${decodes[@]}"; do
     read -r set method name extra <<<"$d"
     out=$exp/decode_${set}_${name}
@@ -124,8 +135,8 @@ if run 5; then
   done
 fi
 
-if run 6; then
-  log "6: score"
+if run 7; then
+  log "7: score"
   for d in "${decodes[@]}"; do
     read -r set method name extra <<<"$d"
     out=$exp/decode_${set}_${name}
