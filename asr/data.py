@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from asr.audio import audio_duration, load_audio
 from asr.config import AugmentConfig, FeatureConfig
 from asr.features import augment_wave, fbank, num_frames, spec_augment, vtlp_factor
+from asr.kaldi import Table, TableError, read_table
 from asr.tokenizer import PAD_ID, Tokenizer, normalize_text
 
 
@@ -52,23 +53,7 @@ def _resolve_audio(audio: str, base: Path, where: str) -> str:
     return str(path)
 
 
-def _read_kaldi_table(path: Path, min_fields: int = 2) -> dict[str, tuple[int, str]]:
-    """'key rest-of-line' lines -> {key: (line number, rest)}; rest may be '' when min_fields is 1."""
-    table: dict[str, tuple[int, str]] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        fields = line.split(maxsplit=1)
-        if len(fields) < min_fields:
-            raise ManifestError(f"{path}:{lineno}: expected 'utt-id value', got {line!r}")
-        key = fields[0]
-        if key in table:
-            raise ManifestError(f"{path}:{lineno}: duplicate utterance id {key!r}")
-        table[key] = (lineno, fields[1].strip() if len(fields) > 1 else "")
-    return table
-
-
-def _check_known(table: dict[str, tuple[int, str]], ids: dict, path: Path) -> None:
+def _check_known(table: Table, ids: dict, path: Path) -> None:
     for key, (lineno, _) in table.items():
         if key not in ids:
             raise ManifestError(f"{path}:{lineno}: utterance {key!r} is not in wav.scp")
@@ -88,9 +73,12 @@ def _load_kaldi_dir(data_dir: Path) -> list[Utterance]:
     wav_scp = data_dir / "wav.scp"
     if not wav_scp.is_file():
         raise ManifestError(f"{data_dir}: not a Kaldi data dir (no wav.scp)")
-    wavs = _read_kaldi_table(wav_scp)
-    texts = _read_kaldi_table(data_dir / "text", 1) if (data_dir / "text").is_file() else {}
-    durs = _read_kaldi_table(data_dir / "utt2dur") if (data_dir / "utt2dur").is_file() else {}
+    try:
+        wavs = read_table(wav_scp)
+        texts = read_table(data_dir / "text", need_value=False) if (data_dir / "text").is_file() else {}
+        durs = read_table(data_dir / "utt2dur") if (data_dir / "utt2dur").is_file() else {}
+    except TableError as e:
+        raise ManifestError(str(e)) from None
     _check_known(texts, wavs, data_dir / "text")
     _check_known(durs, wavs, data_dir / "utt2dur")
     utts = []

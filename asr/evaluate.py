@@ -26,6 +26,8 @@ from typing import Mapping, Sequence
 
 import jiwer
 
+from asr.kaldi import TableError, parse_table
+
 MAX_IDS_SHOWN = 5  # ids named in a mismatch error before "..."
 
 
@@ -60,24 +62,23 @@ def load_transcripts(path: str | Path) -> dict[str, str]:
     except OSError as err:
         raise TranscriptError(f"{path}: cannot read ({err.strerror})") from None
 
-    lines = [(no, line) for no, line in enumerate(content.split("\n"), 1) if line.strip()]
-    is_jsonl = bool(lines) and lines[0][1].lstrip().startswith("{")
-    parse_line = _parse_jsonl_line if is_jsonl else _parse_kaldi_line
+    if not content.lstrip().startswith("{"):
+        try:
+            return {utt_id: text for utt_id, (_, text) in parse_table(content, path, need_value=False).items()}
+        except TableError as err:
+            raise TranscriptError(str(err)) from None
     transcripts: dict[str, str] = {}
     first_seen: dict[str, int] = {}
-    for no, line in lines:
+    for no, line in enumerate(content.split("\n"), 1):
+        if not line.strip():
+            continue
         where = f"{path}:{no}"
-        utt_id, text = parse_line(line, where)
+        utt_id, text = _parse_jsonl_line(line, where)
         if utt_id in first_seen:
-            raise TranscriptError(f"{where}: duplicate id {utt_id!r} (first on line {first_seen[utt_id]})")
+            raise TranscriptError(f"{where}: duplicate utterance id {utt_id!r} (first on line {first_seen[utt_id]})")
         first_seen[utt_id] = no
         transcripts[utt_id] = text
     return transcripts
-
-
-def _parse_kaldi_line(line: str, where: str) -> tuple[str, str]:
-    utt_id, *text = line.split(maxsplit=1)
-    return utt_id, text[0].strip() if text else ""
 
 
 def _parse_jsonl_line(line: str, where: str) -> tuple[str, str]:

@@ -146,8 +146,8 @@ def test_load_jsonl(tmp_path):
         ('{"id": "a", "text": "x"}\n\n["b", "y"]\n', ":3: expected a JSON object"),
         ('{"id": "a"}\n', ':1: "text" must be a string'),
         ('{"id": 7, "text": "x"}\n', ':1: "id" must be a non-empty string'),
-        ("a one\nb two\n\na three\n", ":4: duplicate id 'a' (first on line 1)"),
-        ('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n', ":2: duplicate id 'a'"),
+        ("a one\nb two\n\na three\n", ":4: duplicate utterance id 'a' (first on line 1)"),
+        ('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n', ":2: duplicate utterance id 'a' (first on line 1)"),
     ],
 )
 def test_malformed_transcripts_name_file_and_line(tmp_path, content, message):

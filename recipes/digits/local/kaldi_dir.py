@@ -20,6 +20,8 @@ from typing import Iterable, Sequence
 
 from stage import StageError
 
+from asr.kaldi import TableError, read_table
+
 REQUIRED = ("wav.scp", "text", "utt2spk", "utt2dur")
 
 
@@ -79,16 +81,11 @@ def write_data_dir(out: Path, utts: Sequence[Utt]) -> None:
 
 
 def _read_table(path: Path) -> dict[str, str]:
-    """utt-id -> rest of line; DataDirError on a malformed line or a repeated id."""
-    table: dict[str, str] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        key, _, value = line.strip().partition(" ")
-        if not key:
-            continue
-        if key in table:
-            raise DataDirError(f"{path}:{lineno}: id {key} appears twice")
-        table[key] = value.strip()
-    return table
+    """utt-id -> rest of line (asr.kaldi.read_table); DataDirError on a malformed line or a repeated id."""
+    try:
+        return {key: value for key, (_, value) in read_table(path, need_value=False).items()}
+    except TableError as err:
+        raise DataDirError(str(err)) from None
 
 
 def _read_ctm(path: Path) -> dict[str, list[Word]]:
