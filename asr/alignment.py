@@ -7,9 +7,10 @@
   placed at the frame its (guided, hence near-monotonic) cross-attention looks at.
 
 Conventions: encoder frame k covers [k * frame_sec, (k + 1) * frame_sec) of the input
-(40 ms: 10 ms fbank shift x 4 subsampling). A word spans from the start of its first
-token's first frame to the end of its last token's last frame. Times are in seconds,
-clipped to [0, duration]; starts and ends are non-decreasing from word to word.
+(frame_sec = fbank frame shift x subsampling factor, 40 ms for 10 ms x 4). A word spans
+from the start of its first token's first frame to the end of its last token's last frame.
+Times are in seconds, clipped to [0, duration]; starts and ends are non-decreasing from
+word to word.
 `words` is `Tokenizer.tokens_to_words(token_ids)`: [(word, [token positions])].
 """
 
@@ -23,7 +24,6 @@ from torch import Tensor
 
 from asr.tokenizer import BLANK_ID
 
-FRAME_SEC = 0.04
 Words = Sequence[tuple[str, Sequence[int]]]
 
 
@@ -50,7 +50,7 @@ def ctc_word_times(
     log_probs: Tensor,
     token_ids: Sequence[int],
     words: Words,
-    frame_sec: float = FRAME_SEC,
+    frame_sec: float,
     duration: Optional[float] = None,
 ) -> list[tuple[float, float]]:
     """Word (start, end) seconds from CTC forced alignment: log_probs (T', V) of one utterance.
@@ -65,34 +65,21 @@ def ctc_word_times(
     return _word_times(starts, ends, words, frame_sec, duration)
 
 
-def attention_token_frames(attn: Tensor, reduce: str = "argmax") -> Tensor:
-    """Frame of each token from cross-attention attn (U, T') -> (U,) float, non-decreasing.
-
-    reduce="argmax": the most attended frame; "centroid": the attention-weighted mean frame.
-    A cumulative maximum then makes the positions monotonic (speech is read left to right).
-    """
-    if reduce == "argmax":
-        frames = attn.argmax(-1).double()
-    elif reduce == "centroid":
-        weights = attn.double() / attn.double().sum(-1, keepdim=True)
-        frames = weights @ torch.arange(attn.size(-1), dtype=torch.float64)
-    else:
-        raise ValueError(f"reduce must be 'argmax' or 'centroid', got {reduce!r}")
+def attention_token_frames(attn: Tensor) -> Tensor:
+    """Frame of each token from cross-attention attn (U, T') -> (U,) float, non-decreasing:
+    the most attended frame, then a cumulative maximum (speech is read left to right)."""
+    frames = attn.argmax(-1).double()
     return torch.cummax(frames, 0).values if len(frames) else frames
 
 
 def attention_word_times(
-    attn: Tensor,
-    words: Words,
-    frame_sec: float = FRAME_SEC,
-    duration: Optional[float] = None,
-    reduce: str = "argmax",
+    attn: Tensor, words: Words, frame_sec: float, duration: Optional[float] = None
 ) -> list[tuple[float, float]]:
     """Word (start, end) seconds from cross-attention attn (U, T') (rows: tokens), each token
     taking one frame at its attention position. duration defaults to T' * frame_sec."""
     if attn.dim() != 2:
         raise AlignmentError(f"attention must be (tokens, frames), got shape {tuple(attn.shape)}")
-    frames = attention_token_frames(attn, reduce)
+    frames = attention_token_frames(attn)
     if duration is None:
         duration = attn.size(1) * frame_sec
     return _word_times(frames, frames + 1, words, frame_sec, duration)

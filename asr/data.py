@@ -20,7 +20,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset, Sampler
 
 from asr.audio import audio_duration, load_audio
 from asr.config import AugmentConfig, FeatureConfig
@@ -311,24 +311,3 @@ def collate(items: list[Example]) -> Batch:
     speech = torch.tensor([x.speech for x in items], dtype=torch.long)  # (B, 2)
     return Batch([x.id for x in items], feats, feat_lens, tokens, token_lens, [x.text for x in items], speech)
 
-
-def make_loader(
-    utts: Sequence[Utterance],
-    tokenizer: Tokenizer,
-    feat_cfg: FeatureConfig,
-    augment: Optional[AugmentConfig] = None,
-    max_frames: int = 20000,
-    shuffle: bool = False,
-    seed: int = 0,
-    num_workers: int = 0,
-) -> DataLoader:
-    """Dataset + BucketBatchSampler + collate. Call `set_epoch(loader, epoch)` before each epoch."""
-    dataset = ASRDataset(utts, tokenizer, feat_cfg, augment, seed)
-    sampler = BucketBatchSampler(dataset.frame_lengths(), max_frames, shuffle, seed)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
-
-
-def set_epoch(loader: DataLoader, epoch: int) -> None:
-    """New batch order and new augmentation draws for `epoch` (before iterating the loader)."""
-    loader.batch_sampler.set_epoch(epoch)
-    loader.dataset.set_epoch(epoch)

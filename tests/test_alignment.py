@@ -51,13 +51,13 @@ def test_ctc_alignment_separates_repeated_tokens_and_clips_to_duration():
 def test_ctc_alignment_errors():
     log_probs = peaked_log_probs([5, B, 5])
     with pytest.raises(AlignmentError, match="cannot align"):
-        ctc_word_times(log_probs, [5, 5, 5], [("x", [0, 1, 2])])  # needs 5 frames
+        ctc_word_times(log_probs, [5, 5, 5], [("x", [0, 1, 2])], frame_sec=0.04)  # needs 5 frames
     with pytest.raises(AlignmentError, match="blank"):
-        ctc_word_times(log_probs, [5, B], [("x", [0, 1])])
+        ctc_word_times(log_probs, [5, B], [("x", [0, 1])], frame_sec=0.04)
     with pytest.raises(AlignmentError, match="positions"):
-        ctc_word_times(log_probs, [5, 5], [("x", [0]), ("y", [2])])
+        ctc_word_times(log_probs, [5, 5], [("x", [0]), ("y", [2])], frame_sec=0.04)
     with pytest.raises(AlignmentError, match="positions"):
-        ctc_word_times(log_probs, [5, 5], [("x", [1]), ("y", [0])])
+        ctc_word_times(log_probs, [5, 5], [("x", [1]), ("y", [0])], frame_sec=0.04)
 
 
 def test_attention_positions_are_made_monotonic():
@@ -67,15 +67,10 @@ def test_attention_positions_are_made_monotonic():
     assert sum(times, ()) == pytest.approx((0.08, 0.12, 0.20, 0.24, 0.28, 0.32))
 
 
-def test_attention_centroid_and_clipping():
-    attn = torch.zeros(2, 8)
-    attn[0, [2, 4]] = 0.3  # centroid 3 (a row cut from a longer one need not sum to 1)
-    attn[1, 7] = 1.0
-    assert attention_token_frames(attn, "centroid").tolist() == pytest.approx([3.0, 7.0])
-    times = attention_word_times(attn, [("a", [0]), ("b", [1])], frame_sec=0.1, duration=0.75, reduce="centroid")
-    assert sum(times, ()) == pytest.approx((0.3, 0.4, 0.7, 0.75))
-    with pytest.raises(ValueError, match="reduce"):
-        attention_token_frames(attn, "mean")
+def test_attention_word_times_are_clipped_to_duration():
+    attn = one_hot_attention([3, 7], 8)
+    times = attention_word_times(attn, [("a", [0]), ("b", [1])], frame_sec=0.1, duration=0.75)
+    assert sum(times, ()) == pytest.approx((0.3, 0.4, 0.7, 0.75))  # the second ends at 0.8, clipped
 
 
 def test_word_times_of_a_real_model_on_real_speech(fsdd_dir):

@@ -14,8 +14,6 @@ from asr.data import (
     Utterance,
     collate,
     load_manifest,
-    make_loader,
-    set_epoch,
 )
 from asr.features import fbank
 from asr.tokenizer import PAD_ID, Tokenizer
@@ -229,14 +227,3 @@ def test_collate_utterances_without_text(utts, tok):
     batch = collate([ds[0], ds[1]])
     assert batch.tokens.shape == (2, 0) and batch.token_lens.tolist() == [0, 0]
 
-
-def test_make_loader_yields_every_utterance_once(utts, tok):
-    loader = make_loader(utts, tok, FEAT, AugmentConfig(), max_frames=300, shuffle=True, seed=3)
-    set_epoch(loader, 2)
-    seen = []
-    for batch in loader:
-        batch = batch.to("cpu")
-        assert batch.feats.shape[0] * batch.feats.shape[1] <= 300
-        seen += batch.ids
-    assert sorted(seen) == sorted(u.id for u in utts)
-    assert loader.dataset.epoch == 2 and loader.batch_sampler.epoch == 2

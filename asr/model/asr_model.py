@@ -25,7 +25,6 @@ class LossOutput:
     ctc: Tensor  # 0 when the model has no CTC head
     guided: Tensor  # guided attention loss (unweighted)
     accuracy: float  # teacher-forced token accuracy
-    cross_attention: Optional[list[Tensor]]  # per layer (B, H, U, T'), for plots
 
 
 def decoder_io(tokens: Tensor, token_lens: Tensor) -> tuple[Tensor, Tensor]:
@@ -119,7 +118,7 @@ class ASRModel(nn.Module):
         loss = (1 - w) * att + w * ctc + guided_weight * guided
         valid = targets != IGNORE_INDEX
         accuracy = ((logits.argmax(-1) == targets) & valid).sum().item() / max(valid.sum().item(), 1)
-        return LossOutput(loss, att.detach(), ctc.detach(), guided.detach(), accuracy, attn)
+        return LossOutput(loss, att.detach(), ctc.detach(), guided.detach(), accuracy)
 
     @torch.no_grad()
     def _scheduled_sampling_inputs(
