@@ -2,13 +2,18 @@
 
 The model loads in the background when the app starts, so /health answers at once and
 /ready turns 200 once the model is loaded and has transcribed a warm-up clip.
-Run it with `asr serve`, or `uvicorn server.app:create_app --factory`.
+Run it with `asr serve` (`serve` below), which sets uvicorn's connection limits
+(server/connections.py). Under `uvicorn server.app:create_app --factory` give them as flags:
+`--http h11 --h11-max-incomplete-event-size 65536 --timeout-keep-alive 5 --limit-concurrency 256`
+(uvicorn's default parser, httptools, takes headers of any size, and uvicorn alone has no
+deadline for a request head: a connection may stay open without ever sending one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Optional, Union
@@ -20,6 +25,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from asr.transcribe import Transcriber
+from server.connections import uvicorn_config
 from server.errors import install_error_handlers
 from server.guard import RequestGuard
 from server.metrics import Metrics, MetricsMiddleware
@@ -41,7 +47,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         metrics=metrics,
     )
     metrics.queue_depth.set_function(lambda: pool.depth)
-    state = ServiceState(settings=settings, metrics=metrics, pool=pool)
+    decoders = ThreadPoolExecutor(settings.decode_workers, thread_name_prefix="asr-decode")
+    state = ServiceState(settings=settings, metrics=metrics, pool=pool, decoders=decoders)
 
     app = FastAPI(
         title="asr",
@@ -65,6 +72,7 @@ async def lifespan(app: FastAPI):
     yield
     loading.cancel()
     await state.pool.stop()
+    state.decoders.shutdown(wait=False, cancel_futures=True)
 
 
 async def load_model(state: ServiceState) -> None:
@@ -91,4 +99,5 @@ def load_and_warm_up(settings: Settings) -> Transcriber:
 def serve(host: str = "127.0.0.1", port: int = 8000, model_dir: Union[str, Path, None] = None) -> None:
     """Run the service with uvicorn; `ASR_*` environment variables set the rest (server/settings.py)."""
     overrides = {} if model_dir is None else {"model_dir": Path(model_dir)}
-    uvicorn.run(create_app(Settings(**overrides)), host=host, port=port)
+    settings = Settings(**overrides)
+    uvicorn.Server(uvicorn_config(create_app(settings), settings, host=host, port=port)).run()

@@ -24,6 +24,7 @@ STATUS_TYPES = {
     401: "authentication_error",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     503: "service_unavailable",

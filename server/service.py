@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Optional
 
+import numpy as np
 from fastapi import Request, UploadFile
-from starlette.concurrency import run_in_threadpool
 
 from asr.audio import load_audio
 from asr.transcribe import Transcriber, Transcription
@@ -25,6 +28,7 @@ class ServiceState:
     settings: Settings
     metrics: Metrics
     pool: InferencePool
+    decoders: ThreadPoolExecutor  # `decode_workers` threads: uploads -> waveforms, a bounded few at a time
     transcriber: Optional[Transcriber] = None  # set once loaded and warmed up
     load_error: Optional[str] = None
 
@@ -49,8 +53,8 @@ async def transcribe_upload(
 
     `decoder` and `beam_size` override the model's default search (None keeps it); `attention`
     asks for the cross-attention matrix. Audio a user got wrong raises `AudioError` (answered
-    as a 4xx by server/errors.py); the header's duration is checked against the limit before
-    any sample is decoded.
+    as a 4xx by server/errors.py); the header's duration and sample count are checked against
+    the limits before any sample is decoded.
     """
     state = service_state(request)
     transcriber = state.transcriber
@@ -63,9 +67,17 @@ async def transcribe_upload(
         opts = replace(opts, beam_size=beam_size)
     data = await upload.read()
     start = time.perf_counter()
-    wave = await run_in_threadpool(
-        load_audio, data, transcriber.sample_rate, state.settings.max_audio_seconds
-    )  # (N,) float32
+    wave = await decode(state, data)
     result = await state.pool.transcribe(wave, opts, timestamps, attention)
     state.metrics.audio_seconds.inc(result.duration)
     return result, time.perf_counter() - start
+
+
+async def decode(state: ServiceState, data: bytes) -> np.ndarray:
+    """Upload bytes -> (N,) float32 at the model's rate, in one of the `decode_workers` threads."""
+    settings = state.settings
+    job = partial(
+        load_audio, data, state.transcriber.sample_rate, settings.max_audio_seconds,
+        max_samples=settings.max_decoded_samples,
+    )
+    return await asyncio.get_running_loop().run_in_executor(state.decoders, job)

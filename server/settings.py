@@ -18,18 +18,37 @@ class Settings(BaseSettings):
 
     model_dir: Optional[Path] = None  # None: the model shipped in asr/pretrained/digits
     device: str = "cpu"
-    max_upload_mb: float = Field(64.0, gt=0)  # request bodies above this get 413
-    max_audio_seconds: float = Field(900.0, gt=0)  # longer audio gets 413
-    workers: int = Field(1, ge=1)  # inference threads, each running one batch at a time
-    queue_size: int = Field(32, ge=1)  # transcription requests admitted at once; more get 503
-    max_batch_size: int = Field(8, ge=1)  # short requests decoded together (micro-batching)
-    batch_wait_ms: float = Field(5.0, ge=0)  # how long a batch waits for company when idle
     torch_threads: int = Field(0, ge=0)  # torch intra-op threads; 0 keeps torch's default
     # test-time VTLN warps, e.g. [1.0] (JSON) for one decode per request: faster, a little less accurate;
     # None keeps the model's inference.vtln_warps
     vtln_warps: Optional[tuple[Annotated[float, Field(ge=VTLN_WARP_RANGE[0], le=VTLN_WARP_RANGE[1])], ...]] = Field(None, min_length=1)
     api_key: Optional[SecretStr] = None  # if set, transcription routes need `Authorization: Bearer <key>`
+
+    # What one upload may cost. Each limit is checked before the work it bounds (server/guard.py,
+    # asr/audio.py), so a refused request costs next to nothing.
+    max_upload_mb: float = Field(64.0, gt=0)  # request bodies above this get 413
+    max_audio_seconds: float = Field(900.0, gt=0)  # longer audio gets 413
+    # channels x frames a file may hold, checked in its header before decoding (413 above): a small
+    # FLAC can declare minutes of 384 kHz x 8 channels. Default: 900 s of 48 kHz stereo.
+    max_decoded_samples: int = Field(900 * 48_000 * 2, ge=1)
+
+    # How many requests are in each stage at once. An upload holds one of `max_uploads` places while
+    # its body arrives, then one of `queue_size` slots until it is answered (decoding, inference);
+    # over either bound the answer is 503 + Retry-After, so slow uploads never take a slot.
+    max_uploads: int = Field(64, ge=1)  # transcription bodies arriving at once
+    body_timeout_s: float = Field(30.0, gt=0)  # the whole body must arrive within this of the headers; else 408
+    queue_size: int = Field(32, ge=1)  # transcription requests admitted (body received) at once
+    decode_workers: int = Field(2, ge=1)  # threads decoding uploads to waveforms (bounds decoding memory)
+    workers: int = Field(1, ge=1)  # inference threads, each running one batch at a time
+    max_batch_size: int = Field(8, ge=1)  # short requests decoded together (micro-batching)
+    batch_wait_ms: float = Field(5.0, ge=0)  # how long a batch waits for company when idle
     retry_after_s: int = Field(1, ge=1)  # Retry-After sent with 503
+
+    # Connections, enforced by uvicorn as `asr serve` runs it (server/connections.py).
+    header_timeout_s: float = Field(10.0, gt=0)  # a connection must send a complete request head within this
+    max_header_kb: int = Field(64, ge=1)  # request line + headers above this: 400 and the connection closed
+    keep_alive_s: int = Field(5, ge=1)  # an idle keep-alive connection is closed after this
+    max_connections: int = Field(256, ge=1)  # connections or requests at once; above it uvicorn answers 503
 
     @property
     def max_upload_bytes(self) -> int:

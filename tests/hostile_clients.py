@@ -86,6 +86,18 @@ def answer_within(sock: socket.socket, seconds: float) -> Optional[bytes]:
         return b""
 
 
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Read whatever the server still sends; True once it closes the connection within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        data = answer_within(sock, deadline - time.monotonic())
+        if data == b"":
+            return True
+        if data is None:
+            return False
+    return False
+
+
 def status_of(answer: Optional[bytes]) -> Optional[int]:
     """b"HTTP/1.1 408 Request Timeout..." -> 408; None when there is no status line."""
     if not answer or not answer.startswith(b"HTTP/1.1 "):

@@ -1,8 +1,10 @@
 """Run the real service in a uvicorn subprocess on a free loopback port, for tests and benchmarks.
 
 The test binds the socket (port 0: the kernel picks a free one) and hands it to the child,
-so there is no race for the port between choosing and listening. The child's address space
-is capped, so that a runaway allocation fails in the server instead of exhausting the machine.
+so there is no race for the port between choosing and listening. The child runs under the
+uvicorn configuration `asr serve` uses (server/connections.py: connection limits included).
+Its address space is capped, so that a runaway allocation fails in the server instead of
+exhausting the machine.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ MEMORY_CAP = 8 * 2**30  # bytes of address space; an idle server maps about 3.5 
 LAUNCH = """
 import socket, sys, uvicorn
 exec(sys.argv[2])
+from server.app import create_app
+from server.connections import uvicorn_config
+from server.settings import Settings
 sock = socket.socket(fileno=int(sys.argv[1]))
-config = uvicorn.Config("server.app:create_app", factory=True, log_level="warning")
-uvicorn.Server(config).run(sockets=[sock])
+settings = Settings()
+uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level="warning")).run(sockets=[sock])
 """
 
 

@@ -7,6 +7,8 @@ run again alone and only the one that fails by itself gets the error.
 import asyncio
 import concurrent.futures
 import io
+import threading
+import time
 from types import SimpleNamespace
 
 import httpx
@@ -20,8 +22,10 @@ from asr.transcribe import Transcription
 from fsdd_audio import connected_digits, digit_strings, expected_text, wav_bytes
 from hostile_clients import huge_float_wav
 from live_server import LiveServer
+from server import service
 from server.metrics import Metrics
 from server.pool import InferencePool
+from server.settings import Settings
 
 POISON = -1.0  # a fake wave starting with this makes the fake transcriber's batch call raise
 
@@ -63,6 +67,39 @@ def test_a_job_that_breaks_its_batch_fails_alone_and_the_others_get_their_own_an
     assert isinstance(results[7], ValueError)
     assert "running its requests one at a time" in caplog.text
     assert "inference failed on one request" in caplog.text
+
+
+def test_decoding_runs_in_the_bounded_decode_pool_with_the_sample_limit(monkeypatch):
+    """16 uploads at once: never more than `decode_workers` decode together, each under max_decoded_samples."""
+    settings = Settings(decode_workers=2, max_decoded_samples=12345)
+    running, most, seen = 0, 0, []
+    lock = threading.Lock()
+
+    def fake_load_audio(data, sample_rate, max_seconds, **kwargs):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+            seen.append(kwargs)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return np.zeros(10, np.float32)
+
+    monkeypatch.setattr(service, "load_audio", fake_load_audio)
+
+    async def burst():
+        decoders = concurrent.futures.ThreadPoolExecutor(settings.decode_workers)
+        state = service.ServiceState(settings, Metrics(), pool=None, decoders=decoders)
+        state.transcriber = SimpleNamespace(sample_rate=16000)
+        try:
+            await asyncio.gather(*(service.decode(state, b"x") for _ in range(16)))
+        finally:
+            decoders.shutdown()
+
+    asyncio.run(burst())
+    assert len(seen) == 16 and most == 2
+    assert all(kw == {"max_samples": 12345} for kw in seen)
 
 
 # The live test: the real server and model, with a fault injected into inference (a batch
