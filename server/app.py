@@ -54,6 +54,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         title="asr",
         summary="Transformer encoder-decoder speech recognition",
         lifespan=lifespan,
+        redirect_slashes=False,  # a redirect would be built from the client's Host header
     )
     app.state.service = state
     install_error_handlers(app)
@@ -78,9 +79,9 @@ async def lifespan(app: FastAPI):
 async def load_model(state: ServiceState) -> None:
     try:
         transcriber = await asyncio.to_thread(load_and_warm_up, state.settings)
-    except Exception as exc:  # keep serving /health and say why in /ready
+    except Exception:  # keep serving /health; the reason goes to the log, not to clients
         log.exception("could not load the model")
-        state.load_error = f"{type(exc).__name__}: {exc}"
+        state.load_failed = True
         return
     state.pool.start(transcriber)
     state.transcriber = transcriber

@@ -41,6 +41,10 @@ class ApiError(Exception):
         self.type = type or STATUS_TYPES.get(status, "error")
         self.headers = headers
 
+    def response(self, headers: Optional[dict] = None) -> JSONResponse:
+        """This error as a response; `headers` are added to its own."""
+        return error_response(self.status, self.message, self.type, {**(self.headers or {}), **(headers or {})})
+
 
 def error_response(status: int, message: str, type: Optional[str] = None, headers: Optional[dict] = None) -> JSONResponse:
     body = {"error": {"message": message, "type": type or STATUS_TYPES.get(status, "error")}}
@@ -65,7 +69,7 @@ def describe_validation(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.message, exc.type, exc.headers)
+        return exc.response()
 
     @app.exception_handler(AudioError)
     async def _audio_error(request: Request, exc: AudioError) -> JSONResponse:

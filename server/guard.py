@@ -79,11 +79,9 @@ class RequestGuard:
                 401, "missing or wrong API key: send `Authorization: Bearer <key>`",
                 headers={"WWW-Authenticate": "Bearer", **CLOSE},
             )
-        if self.state.load_error is not None:
-            return error_response(503, f"the model failed to load: {self.state.load_error}", "model_error", CLOSE)
-        if not self.state.ready:
-            retry = {"Retry-After": str(self.settings.retry_after_s), **CLOSE}
-            return error_response(503, "the model is still loading; retry shortly", "model_loading", retry)
+        unready = self.state.unready()
+        if unready is not None:
+            return unready.response(CLOSE)
         if self.uploading >= self.settings.max_uploads:
             return busy(self.settings.retry_after_s, "too many uploads in progress")
         return None

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 Decoder = Literal["beam", "greedy", "ctc"]  # attention beam search, attention greedy, CTC greedy
 Format = Literal["json", "text", "srt", "vtt"]
 OpenAIFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+
+
+def finite_confidence(value: float) -> float:
+    """A confidence as answered: in [0, 1], and 0.0 where the model's scores were not finite
+    (JSON has no NaN, so pydantic would answer null)."""
+    value = float(value)
+    return min(max(value, 0.0), 1.0) if math.isfinite(value) else 0.0
+
 
 
 class TranscribeOptions(BaseModel):
@@ -43,13 +52,20 @@ class TranscriptionOut(BaseModel):
     duration: float = Field(description="seconds of audio")
     processing_time: float = Field(description="seconds spent decoding and transcribing")
     model: str
-    confidence: float = Field(description="in [0, 1]")
+    confidence: float = Field(
+        ge=0, le=1, description="in [0, 1]; always a number (0 when the model's scores were not finite)"
+    )
     segments: list[SegmentOut]
     words: Optional[list[WordOut]] = Field(None, description="when `timestamps` was asked")
     timing_source: Optional[Literal["attention", "ctc"]] = Field(
         None, description="where word times come from: cross-attention or CTC forced alignment"
     )
     attention: Optional[AttentionOut] = Field(None, description="when `attention` was asked")
+
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _finite_confidence(cls, value: float) -> float:
+        return finite_confidence(value)
 
 
 class ErrorDetail(BaseModel):

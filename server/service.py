@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
@@ -30,11 +31,16 @@ class ServiceState:
     pool: InferencePool
     decoders: ThreadPoolExecutor  # `decode_workers` threads: uploads -> waveforms, a bounded few at a time
     transcriber: Optional[Transcriber] = None  # set once loaded and warmed up
-    load_error: Optional[str] = None
+    load_failed: bool = False  # the reason is in the server log, not in answers to clients
 
-    @property
-    def ready(self) -> bool:
-        return self.transcriber is not None
+    def unready(self) -> Optional[ApiError]:
+        """Why the service cannot transcribe now (the answer of /ready and of the guard), or None."""
+        if self.load_failed:
+            return ApiError(503, "the model failed to load; see the server log", "model_error")
+        if self.transcriber is None:
+            retry = {"Retry-After": str(self.settings.retry_after_s)}
+            return ApiError(503, "the model is still loading; retry shortly", "model_loading", retry)
+        return None
 
 
 def service_state(request: Request) -> ServiceState:
@@ -56,6 +62,7 @@ async def transcribe_upload(
     as a 4xx by server/errors.py); the header's duration and sample count are checked against
     the limits before any sample is decoded.
     """
+    refuse_repeated_fields(await request.form())  # parsed already: FastAPI keeps it on the request
     state = service_state(request)
     transcriber = state.transcriber
     opts = transcriber.default_options
@@ -81,3 +88,13 @@ async def decode(state: ServiceState, data: bytes) -> np.ndarray:
         max_samples=settings.max_decoded_samples,
     )
     return await asyncio.get_running_loop().run_in_executor(state.decoders, job)
+
+
+def refuse_repeated_fields(form) -> None:
+    """A form field given twice is refused: silently keeping one of them would answer for a file
+    (or an option) the client may not mean. Names ending in `[]` are lists by convention."""
+    counts = Counter(name for name, _ in form.multi_items() if not name.endswith("[]"))
+    repeated = sorted(name for name, n in counts.items() if n > 1)
+    if repeated:
+        fields = ", ".join(f"`{name}` ({counts[name]} times)" for name in repeated)
+        raise ApiError(400, f"form field given more than once: {fields}; send each once")

@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from fsdd_audio import connected_digits, digit_strings, expected_text, wav_bytes
+from server.schemas import TranscriptionOut
 
 SPEAKER = "jackson"  # takes 0-4 of a training speaker: held out of the recipe's training set
 
@@ -45,6 +46,18 @@ def test_transcribes_connected_digits_as_json(live_server, digits_file):
     assert 0.0 <= body["confidence"] <= 1.0
     assert body["segments"][0]["start"] == 0.0 and body["segments"][-1]["end"] == pytest.approx(duration, abs=1e-3)
     assert body["words"] is None and body["attention"] is None
+
+
+def test_confidence_is_always_a_number_in_0_1():
+    """JSON has no NaN: a non-finite confidence would be answered as null."""
+    fields = dict(text="", duration=1.0, processing_time=0.1, model="m", segments=[])
+    for given, answered in [(float("nan"), 0.0), (float("inf"), 0.0), (-0.2, 0.0), (1.5, 1.0), (0.25, 0.25)]:
+        assert TranscriptionOut(confidence=given, **fields).model_dump(mode="json")["confidence"] == answered
+    schema = TranscriptionOut.model_json_schema()
+    assert "confidence" in schema["required"]
+    assert schema["properties"]["confidence"] | {"description": ""} == {
+        "type": "number", "minimum": 0, "maximum": 1, "title": "Confidence", "description": "",
+    }
 
 
 def test_word_times_are_ordered_inside_the_audio_and_on_their_digit(live_server, digits_file):

@@ -135,3 +135,30 @@ def test_2gb_upload_is_refused_with_413_before_it_is_read(live_server, declared)
     assert body.sent < 256 * 2**20  # refused long before 2 GiB went over the wire
     assert time.monotonic() - start < 20
     assert httpx.get(live_server.url + "/ready").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/"])
+def test_head_is_answered_like_get_without_a_body(live_server, path):
+    """Load balancers probe with HEAD."""
+    head = httpx.head(live_server.url + path)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == httpx.get(live_server.url + path).headers["content-type"]
+
+
+def test_a_trailing_slash_is_not_redirected_to_the_host_the_client_named(live_server, real_wav):
+    response = httpx.post(
+        live_server.url + "/transcribe/", files={"file": ("a.wav", real_wav)}, headers={"Host": "evil.example"}
+    )
+    assert response.status_code == 404 and "location" not in response.headers
+    assert response.json()["error"]["type"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/transcribe", "/v1/audio/transcriptions"])
+def test_a_form_field_given_twice_is_refused_naming_it(live_server, real_wav, path):
+    files = [("file", ("a.wav", real_wav)), ("file", ("b.wav", real_wav))]
+    response = httpx.post(live_server.url + path, files=files, data={"model": "x"}, timeout=30)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and "`file` (2 times)" in error["message"]
+    lists = {"timestamp_granularities[]": ["word", "segment"], "model": "x"}  # `name[]` fields are lists
+    assert httpx.post(live_server.url + path, files={"file": ("a.wav", real_wav)}, data=lists, timeout=30).status_code == 200

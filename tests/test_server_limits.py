@@ -79,13 +79,20 @@ def test_full_queue_answers_503_with_retry_after_then_recovers(strict_server, fs
     assert post(strict_server, files[0]).status_code == 200
 
 
-def test_a_model_that_cannot_load_keeps_the_server_alive_and_says_why(tmp_path, speech):
-    with LiveServer({"ASR_MODEL_DIR": str(tmp_path)}, wait_for="/health") as server:
+def test_a_model_that_cannot_load_keeps_the_server_alive_and_logs_why_without_telling_clients(tmp_path, speech):
+    model_dir = tmp_path / "secret-model-dir"
+    model_dir.mkdir()
+    log = tmp_path / "server.log"
+    with LiveServer({"ASR_MODEL_DIR": str(model_dir)}, wait_for="/health", log=log) as server:
         ready = httpx.get(server.url + "/ready")
         while ready.json()["error"]["type"] == "model_loading":
             time.sleep(0.1)
             ready = httpx.get(server.url + "/ready")
-        assert ready.status_code == 503 and "model.safetensors" in ready.json()["error"]["message"]
         response = httpx.post(server.url + "/transcribe", files={"file": ("a.wav", speech)})
-        assert response.status_code == 503 and response.json()["error"]["type"] == "model_error"
         assert httpx.get(server.url + "/health").status_code == 200
+    for refused in (ready, response):  # /ready and the guard give the same generic reason
+        assert refused.status_code == 503
+        assert refused.json()["error"] == {
+            "message": "the model failed to load; see the server log", "type": "model_error",
+        }
+    assert "secret-model-dir" in log.read_text() and "model.safetensors" in log.read_text()

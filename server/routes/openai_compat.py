@@ -20,6 +20,7 @@ from server.schemas import (
     OpenAITranscription,
     OpenAIVerboseTranscription,
     WordOut,
+    finite_confidence,
 )
 from server.service import transcribe_upload
 
@@ -54,7 +55,7 @@ async def create_transcription(
         return PlainTextResponse(to_vtt(result.segments), media_type="text/vtt")
     if response_format == "json":
         return OpenAITranscription(text=result.text)
-    avg_logprob = math.log(max(result.confidence, 1e-6))
+    avg_logprob = math.log(max(finite_confidence(result.confidence), 1e-6))
     return OpenAIVerboseTranscription(
         language="english",
         duration=result.duration,

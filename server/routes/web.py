@@ -13,5 +13,6 @@ router = APIRouter()
 
 
 @router.get("/", include_in_schema=False)
+@router.head("/", include_in_schema=False)  # load balancers probe with HEAD
 async def index() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html")
