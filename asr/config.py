@@ -33,7 +33,6 @@ class FeatureConfig:
     low_freq: float = 20.0  # Hz: lowest mel filter edge
     high_freq: float = 0.0  # Hz: highest mel filter edge; 0 = Nyquist. A model trained on
     # telephone-band (8 kHz) audio should stop below 4 kHz, so wide-band input looks the same.
-    utterance_cmn: bool = False  # subtract each utterance's mean log-mel: removes the channel/mic colour
 
 
 @dataclass(frozen=True)
@@ -80,10 +79,7 @@ class LossConfig:
     label_smoothing: float = 0.1
     ctc_weight: float = 0.3  # loss = (1 - w) * attention CE + w * CTC (+ guided)
     guided_weight: float = 1.0  # weight of the guided attention loss; 0 turns it off
-    guided_sigma: float = 0.3  # g in W[n,t] = 1 - exp(-(n/N - t/T)^2 / (2 g^2))
-    guided_layers: Optional[tuple[int, ...]] = None  # decoder layers to guide; None = all
-    guided_heads: Optional[tuple[int, ...]] = None  # heads to guide; None = all
-    guided_decay_steps: int = 0  # > 0: weight * exp(-step / guided_decay_steps)
+    guided_sigma: float = 0.3  # g in W[n,t] = 1 - exp(-(n/N - t/T)^2 / (2 g^2)), on every decoder layer and head
 
 
 @dataclass(frozen=True)
@@ -197,6 +193,38 @@ def from_dict(cls: type, data: Optional[dict], where: str = "config") -> Any:
     return cls(**kwargs)
 
 
+# Keys that config files written by earlier versions may hold, for features since removed:
+# (section, key) -> the value that left the feature without effect. A file is read as
+# before when it holds that value (the key is dropped); any other value is a ConfigError,
+# since this code can no longer do what the file asks.
+RETIRED_KEYS: dict[tuple[str, str], Any] = {
+    ("features", "utterance_cmn"): False,
+    ("loss", "guided_layers"): None,
+    ("loss", "guided_heads"): None,
+    ("loss", "guided_decay_steps"): 0,
+}
+
+
+def _drop_retired_keys(data: dict, where: str) -> None:
+    """Remove RETIRED_KEYS from the sections of `data` (in place), checking their values."""
+    for (section, key), inert in RETIRED_KEYS.items():
+        values = data.get(section)
+        if not isinstance(values, dict) or key not in values:
+            continue
+        value = values.pop(key)
+        if value != inert:
+            raise ConfigError(
+                f"{where}: {section}.{key} was removed (only {inert!r}, its no-effect value, is still read), got {value!r}"
+            )
+
+
+def experiment_config(data: dict, where: str = "config") -> ExperimentConfig:
+    """ExperimentConfig from a dict of sections as a config file holds it (retired keys checked and dropped)."""
+    data = {section: dict(v) if isinstance(v, dict) else v for section, v in data.items()}  # `data` is left as it was
+    _drop_retired_keys(data, where)
+    return from_dict(ExperimentConfig, data, where)
+
+
 def to_dict(cfg: Any) -> dict:
     """Dataclass -> plain dict of YAML-safe values (tuples become lists)."""
 
@@ -241,7 +269,7 @@ def load_config(path: str | Path, overrides: Optional[dict] = None) -> Experimen
         if not isinstance(data.setdefault(section, {}), dict):
             raise ConfigError(f"{path}: {section}: expected a mapping, got {data[section]!r}")
         data[section][key] = value
-    return from_dict(ExperimentConfig, data, str(path))
+    return experiment_config(data, str(path))
 
 
 def resolve_device(name: str) -> torch.device:

@@ -60,7 +60,6 @@ def fbank(wave: Tensor, cfg: FeatureConfig, warp: float = 1.0) -> Tensor:
         low_freq=cfg.low_freq,
         high_freq=cfg.high_freq,
         dither=0.0,
-        subtract_mean=cfg.utterance_cmn,
         vtln_warp=warp,
         vtln_low=VTLN_LOW_HZ,
         vtln_high=VTLN_HIGH_RATIO * top,

@@ -67,22 +67,17 @@ def guided_attention_loss(
     out_lens: Tensor,
     in_lens: Tensor,
     sigma: float,
-    layers: Optional[Sequence[int]] = None,
-    heads: Optional[Sequence[int]] = None,
     speech: Optional[Tensor] = None,
 ) -> Tensor:
     """Expected penalty sum_t A[n, t] * W[n, t], averaged over the valid output positions n
-    of the chosen layers and heads.
+    of every layer and head.
 
     attentions: per decoder layer, cross-attention (B, H, U, T'). Each row A[n, :] is a
     distribution over encoder frames, so the loss lies in [0, 1): close to 0 for a
     monotonic diagonal attention, close to 1 for an anti-diagonal one. speech: see
     `guided_attention_weights`.
     """
-    chosen = [attentions[i] for i in layers] if layers is not None else list(attentions)
-    if heads is not None:
-        chosen = [a[:, list(heads)] for a in chosen]
-    A = torch.stack(chosen, dim=1)  # (B, L, H, U, T')
+    A = torch.stack(list(attentions), dim=1)  # (B, L, H, U, T')
     B, L, H, U, T = A.shape
     W = guided_attention_weights(out_lens, in_lens, U, T, sigma, speech)  # (B, U, T')
     return (A * W[:, None, None]).sum() / (out_lens.sum() * L * H)

@@ -56,11 +56,6 @@ def noam_lambda(warmup: int):
     return lambda step: min((step + 1) / warmup, math.sqrt(warmup / (step + 1)))
 
 
-def guided_weight_at(cfg: ExperimentConfig, step: int) -> float:
-    decay = cfg.loss.guided_decay_steps
-    return cfg.loss.guided_weight * (math.exp(-step / decay) if decay > 0 else 1.0)
-
-
 def sampling_prob_at(cfg: ExperimentConfig, step: int) -> float:
     ss = cfg.scheduled_sampling
     if ss.max_prob <= 0 or step < ss.start_step:
@@ -225,10 +220,9 @@ class Trainer:
     def _train_step(self, batch: Batch) -> dict:
         self.model.train()
         step = self.state.step
-        gw = guided_weight_at(self.cfg, step)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.model(
-                batch.feats, batch.feat_lens, batch.tokens, batch.token_lens, self.cfg.loss, gw,
+                batch.feats, batch.feat_lens, batch.tokens, batch.token_lens, self.cfg.loss,
                 sampling_prob_at(self.cfg, step), batch.speech,
             )
         self.optimizer.zero_grad(set_to_none=True)
@@ -239,7 +233,7 @@ class Trainer:
         self.state.step += 1
         return {
             "loss": out.loss.item(), "attention": out.attention.item(), "ctc": out.ctc.item(),
-            "guided": out.guided.item(), "guided_weight": gw, "accuracy": out.accuracy,
+            "guided": out.guided.item(), "accuracy": out.accuracy,
             "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0],
             "audio_seconds": batch.feat_lens.sum().item() * self.cfg.features.frame_shift_ms / 1000,
         }
@@ -309,7 +303,7 @@ class Trainer:
         return out
 
 
-LOG_FIELDS = ["step", "epoch", "seconds", "loss", "attention", "ctc", "guided", "guided_weight", "accuracy",
+LOG_FIELDS = ["step", "epoch", "seconds", "loss", "attention", "ctc", "guided", "accuracy",
               "grad_norm", "lr", "audio_seconds", "dev_wer", "report_wer"]
 
 

@@ -70,7 +70,7 @@ def train_throughput(t: Transcriber, data: str, steps: int) -> float:
         if i == 2:  # the first steps warm up the allocator and kernels
             start, audio = time.perf_counter(), 0.0
         batch = collate([dataset[j] for j in idx])
-        out = model(batch.feats, batch.feat_lens, batch.tokens, batch.token_lens, cfg.loss, cfg.loss.guided_weight)
+        out = model(batch.feats, batch.feat_lens, batch.tokens, batch.token_lens, cfg.loss)
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()

@@ -56,16 +56,17 @@ def test_speech_span_moves_the_diagonal_onto_the_speech():
     assert guided_attention_loss([on_speech[None, None]], *lens, sigma=0.3) > 0.05
 
 
-def test_layer_and_head_selection():
+def test_every_layer_and_head_counts_equally():
     U, T = 4, 20
     good = diagonal(U, T)[None, None]  # (1, 1, U, T)
     bad = good.flip(2)
     layer0 = torch.cat([good, bad], dim=1)  # heads: good, bad
     layer1 = torch.cat([bad, bad], dim=1)
     lens = torch.tensor([U]), torch.tensor([T])
-    only_good = guided_attention_loss([layer0, layer1], *lens, sigma=0.3, layers=[0], heads=[0])
+    each = [guided_attention_loss([head], *lens, sigma=0.3) for head in (good, bad)]
+    assert each[0] < 0.05 < each[1]
     everything = guided_attention_loss([layer0, layer1], *lens, sigma=0.3)
-    assert only_good < 0.05 < everything
+    torch.testing.assert_close(everything, (each[0] + 3 * each[1]) / 4)
 
 
 def test_padded_positions_do_not_count():

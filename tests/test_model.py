@@ -77,11 +77,11 @@ def test_forward_losses_backpropagate(model):
     model.train()
     feats, lens = torch.randn(2, 120, 80), torch.tensor([120, 90])
     tokens, tlens = torch.tensor([[5, 6, 7], [8, 9, PAD_ID]]), torch.tensor([3, 2])
-    out = model(feats, lens, tokens, tlens, LossConfig(), guided_weight=1.0, sampling_prob=0.5)
+    out = model(feats, lens, tokens, tlens, LossConfig(guided_weight=1.0), sampling_prob=0.5)
     assert out.ctc > 0 and out.attention > 0 and 0 < out.guided < 1
     out.loss.backward()
     assert all(p.grad is not None for p in model.decoder.parameters())
-    off = model(feats, lens, tokens, tlens, LossConfig(), guided_weight=0.0)
+    off = model(feats, lens, tokens, tlens, LossConfig(guided_weight=0.0))
     assert off.guided == 0
 
 
@@ -103,10 +103,10 @@ def test_guide_follows_the_speech_span_in_encoder_frames(model):
     feats, lens = torch.randn(2, 120, 80), torch.tensor([120, 90])
     tokens, tlens = torch.tensor([[5, 6, 7], [8, 9, PAD_ID]]), torch.tensor([3, 2])
     whole = torch.tensor([[0, 120], [0, 90]])  # feature frames
-    default = model(feats, lens, tokens, tlens, LossConfig(), guided_weight=1.0)
-    spanned = model(feats, lens, tokens, tlens, LossConfig(), guided_weight=1.0, speech=whole)
+    default = model(feats, lens, tokens, tlens, LossConfig(guided_weight=1.0))
+    spanned = model(feats, lens, tokens, tlens, LossConfig(guided_weight=1.0), speech=whole)
     torch.testing.assert_close(default.guided, spanned.guided)
-    padded = model(feats, lens, tokens, tlens, LossConfig(), guided_weight=1.0, speech=torch.tensor([[40, 80], [8, 30]]))
+    padded = model(feats, lens, tokens, tlens, LossConfig(guided_weight=1.0), speech=torch.tensor([[40, 80], [8, 30]]))
     assert padded.guided != default.guided
     spans = model.encoder_frames(torch.tensor([[3, 119], [4, 90]]), torch.tensor([28, 21]))
     assert spans.tolist() == [[0, 28], [1, 21]]

@@ -92,7 +92,6 @@ class ASRModel(nn.Module):
         tokens: Tensor,  # (B, U) padded with PAD_ID, no SOS/EOS
         token_lens: Tensor,  # (B,)
         loss_cfg: LossConfig,
-        guided_weight: float,
         sampling_prob: float = 0.0,
         speech: Optional[Tensor] = None,  # (B, 2) frames [start, end) of the recordings, for the guide
     ) -> LossOutput:
@@ -100,7 +99,7 @@ class ASRModel(nn.Module):
         inputs, targets = decoder_io(tokens, token_lens)  # (B, U+1) each
         if sampling_prob > 0:
             inputs = self._scheduled_sampling_inputs(enc, enc_lens, inputs, targets, sampling_prob)
-        need_attention = guided_weight > 0
+        need_attention = loss_cfg.guided_weight > 0
         logits, attn = self.decode(enc, enc_lens, inputs, need_attention=need_attention)
         att = attention_ce_loss(logits, targets, loss_cfg.label_smoothing)
         zero = logits.new_zeros(())
@@ -108,14 +107,14 @@ class ASRModel(nn.Module):
         guided = (
             # The EOS row is left out: it has no share of the audio to sit on.
             guided_attention_loss(
-                attn, token_lens, enc_lens, loss_cfg.guided_sigma, loss_cfg.guided_layers, loss_cfg.guided_heads,
+                attn, token_lens, enc_lens, loss_cfg.guided_sigma,
                 self.encoder_frames(speech, enc_lens) if speech is not None else None,
             )
             if need_attention
             else zero
         )
         w = loss_cfg.ctc_weight if self.has_ctc else 0.0
-        loss = (1 - w) * att + w * ctc + guided_weight * guided
+        loss = (1 - w) * att + w * ctc + loss_cfg.guided_weight * guided
         valid = targets != IGNORE_INDEX
         accuracy = ((logits.argmax(-1) == targets) & valid).sum().item() / max(valid.sum().item(), 1)
         return LossOutput(loss, att.detach(), ctc.detach(), guided.detach(), accuracy)

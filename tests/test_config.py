@@ -1,0 +1,39 @@
+"""Typed config from YAML: retired keys of older config files."""
+
+import re
+
+import pytest
+import yaml
+
+from asr.config import ConfigError, load_config, save_config
+from asr.model import PRETRAINED_DIR
+
+
+def test_retired_keys_at_their_no_effect_values_are_dropped(tmp_path):
+    """Config files written before a feature was removed still load, to the same config."""
+    shipped = yaml.safe_load((PRETRAINED_DIR / "config.yaml").read_text())
+    assert shipped["loss"]["guided_decay_steps"] == 0  # the shipped file predates the removals
+    cfg = load_config(PRETRAINED_DIR / "config.yaml")
+    save_config(cfg, tmp_path / "now.yaml")
+    assert "guided_decay_steps" not in (tmp_path / "now.yaml").read_text()
+    assert load_config(tmp_path / "now.yaml") == cfg
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [("features", "utterance_cmn", True), ("loss", "guided_layers", [0]), ("loss", "guided_heads", [1, 2]),
+     ("loss", "guided_decay_steps", 500)],
+)
+def test_retired_keys_that_ask_for_something_are_refused(tmp_path, section, key, value):
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump({section: {key: value}}))
+    with pytest.raises(ConfigError, match=re.escape(f"{section}.{key} was removed")) as err:
+        load_config(path)
+    assert str(err.value).endswith(f"got {value!r}")
+
+
+def test_unknown_keys_are_still_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("loss:\n  guided_sigmaa: 0.3\n")
+    with pytest.raises(ConfigError, match="unknown keys"):
+        load_config(path)
