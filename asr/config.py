@@ -61,7 +61,8 @@ class TokenizerConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    n_mels: int = 80
+    """The network's sizes. Its input size is FeatureConfig.num_mel_bins (given to ASRModel), not set here."""
+
     conv_channels: int = 64  # channels of the convolutional subsampling
     d_model: int = 144
     n_heads: int = 4
@@ -193,29 +194,30 @@ def from_dict(cls: type, data: Optional[dict], where: str = "config") -> Any:
     return cls(**kwargs)
 
 
-# Keys that config files written by earlier versions may hold, for features since removed:
-# (section, key) -> the value that left the feature without effect. A file is read as
+# Keys that config files written by earlier versions may hold, for settings since removed:
+# (section, key) -> (the value that left it without effect, why it went). A file is read as
 # before when it holds that value (the key is dropped); any other value is a ConfigError,
 # since this code can no longer do what the file asks.
-RETIRED_KEYS: dict[tuple[str, str], Any] = {
-    ("features", "utterance_cmn"): False,
-    ("loss", "guided_layers"): None,
-    ("loss", "guided_heads"): None,
-    ("loss", "guided_decay_steps"): 0,
+RETIRED_KEYS: dict[tuple[str, str], tuple[Any, str]] = {
+    ("features", "utterance_cmn"): (False, "no per-utterance mean normalisation"),
+    ("loss", "guided_layers"): (None, "the guide covers every decoder layer"),
+    ("loss", "guided_heads"): (None, "the guide covers every head"),
+    ("loss", "guided_decay_steps"): (0, "the guided weight is constant"),
 }
 
 
 def _drop_retired_keys(data: dict, where: str) -> None:
-    """Remove RETIRED_KEYS from the sections of `data` (in place), checking their values."""
-    for (section, key), inert in RETIRED_KEYS.items():
+    """Remove the retired keys from the sections of `data` (in place), checking their values."""
+    features = data.get("features") if isinstance(data.get("features"), dict) else {}
+    mel_bins = features.get("num_mel_bins", FeatureConfig.num_mel_bins)
+    retired = {**RETIRED_KEYS, ("model", "n_mels"): (mel_bins, "the model's input size is features.num_mel_bins")}
+    for (section, key), (no_effect, why) in retired.items():
         values = data.get(section)
         if not isinstance(values, dict) or key not in values:
             continue
         value = values.pop(key)
-        if value != inert:
-            raise ConfigError(
-                f"{where}: {section}.{key} was removed (only {inert!r}, its no-effect value, is still read), got {value!r}"
-            )
+        if value != no_effect:
+            raise ConfigError(f"{where}: {section}.{key} was removed ({why}); it is read only as {no_effect!r}, got {value!r}")
 
 
 def experiment_config(data: dict, where: str = "config") -> ExperimentConfig:

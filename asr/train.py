@@ -149,7 +149,7 @@ class Trainer:
             self.dev_utts = self.dev_utts[: cfg.train.dev_max_utts]
         self.tokenizer = build_tokenizer(cfg, [u.text for u in self.train_utts], self.exp / "tokenizer")
 
-        self.model = ASRModel(cfg.model, self.tokenizer.vocab_size).to(self.device)
+        self.model = ASRModel(cfg.model, self.tokenizer.vocab_size, cfg.features.num_mel_bins).to(self.device)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.optim.lr, betas=(0.9, 0.98), weight_decay=cfg.optim.weight_decay
         )
@@ -293,7 +293,7 @@ class Trainer:
         k = max(1, self.cfg.train.average_best)
         paths = [self.exp / "checkpoints" / f"step-{s}.pt" for _, s in self.state.best[:k]]
         paths = [p for p in paths if p.exists()] or [self.exp / "checkpoints" / "last.pt"]
-        model = ASRModel(self.cfg.model, self.tokenizer.vocab_size)
+        model = ASRModel(self.cfg.model, self.tokenizer.vocab_size, self.cfg.features.num_mel_bins)
         model.load_state_dict(average_checkpoints(paths))
         out = save_model_dir(self.exp / "model", model, self.tokenizer, self.cfg)
         wer = self.dev_wer(model.to(self.device).eval())

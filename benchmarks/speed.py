@@ -60,7 +60,7 @@ def train_throughput(t: Transcriber, data: str, steps: int) -> float:
     utts = load_manifest(data)
     dataset = ASRDataset(utts, t.tokenizer, cfg.features, cfg.augment, seed=0)
     batches = list(BucketBatchSampler(dataset.frame_lengths(), cfg.train.max_frames_per_batch, seed=0))
-    model = ASRModel(cfg.model, t.tokenizer.vocab_size)
+    model = ASRModel(cfg.model, t.tokenizer.vocab_size, cfg.features.num_mel_bins)
     model.load_state_dict(t.model.state_dict())
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -78,7 +78,7 @@ def test_word_times_of_a_real_model_on_real_speech(fsdd_dir):
     the CTC greedy output is the greedy path itself (the best path emits those tokens)."""
     torch.manual_seed(0)
     cfg = ModelConfig(d_model=64, n_heads=2, d_ff=128, encoder_layers=2, decoder_layers=2, conv_channels=16)
-    model = ASRModel(cfg, vocab_size=12).eval()
+    model = ASRModel(cfg, vocab_size=12, n_mels=80).eval()
     wave = load_audio(fsdd_dir / "recordings" / "7_theo_36.wav")
     duration = len(wave) / 16000
     feats = fbank(torch.from_numpy(wave), FeatureConfig())[None]  # (1, T, 80)

@@ -60,7 +60,8 @@ def tiny_model(tmp_path_factory):
                                              conv_channels=8))
     tok = Tokenizer.train("word", ["zero one two three four five six seven eight nine"])
     torch.manual_seed(0)
-    return save_model_dir(tmp_path_factory.mktemp("m") / "tiny", ASRModel(cfg.model, tok.vocab_size), tok, cfg)
+    model = ASRModel(cfg.model, tok.vocab_size, cfg.features.num_mel_bins)
+    return save_model_dir(tmp_path_factory.mktemp("m") / "tiny", model, tok, cfg)
 
 
 def test_transcribe_json(tiny_model, wav_path):

@@ -40,7 +40,7 @@ def make_model(speech, seed: int, vocab_size: int = 12, ctc: bool = True, eos_bi
     (added to the EOS logit) chooses between mostly-cut and mostly-EOS-ended hypotheses."""
     torch.manual_seed(seed)
     cfg = ModelConfig(d_model=64, n_heads=2, d_ff=128, encoder_layers=2, decoder_layers=2, conv_channels=16, ctc=ctc)
-    model = ASRModel(cfg, vocab_size)
+    model = ASRModel(cfg, vocab_size, n_mels=80)
     feats, lens = speech
     model.set_cmvn(*compute_cmvn(f[:n] for f, n in zip(feats, lens)))
     with torch.no_grad():

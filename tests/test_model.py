@@ -2,12 +2,13 @@
 
 import pytest
 import torch
+import yaml
 
-from asr.config import LossConfig, ModelConfig
-from asr.model import ASRModel
+from asr.config import ConfigError, ExperimentConfig, FeatureConfig, LossConfig, ModelConfig
+from asr.model import ASRModel, load_model_dir, save_model_dir
 from asr.model.asr_model import decoder_io
 from asr.losses import IGNORE_INDEX
-from asr.tokenizer import EOS_ID, PAD_ID, SOS_ID
+from asr.tokenizer import EOS_ID, PAD_ID, SOS_ID, Tokenizer
 
 CFG = ModelConfig(d_model=32, n_heads=2, d_ff=64, encoder_layers=2, decoder_layers=2, conv_channels=8, dropout=0.0)
 V = 12
@@ -16,7 +17,7 @@ V = 12
 @pytest.fixture
 def model():
     torch.manual_seed(0)
-    return ASRModel(CFG, V).eval()
+    return ASRModel(CFG, V, n_mels=80).eval()
 
 
 def test_encoder_shapes_and_lengths(model):
@@ -110,3 +111,23 @@ def test_guide_follows_the_speech_span_in_encoder_frames(model):
     assert padded.guided != default.guided
     spans = model.encoder_frames(torch.tensor([[3, 119], [4, 90]]), torch.tensor([28, 21]))
     assert spans.tolist() == [[0, 28], [1, 21]]
+
+
+def test_model_directory_takes_its_input_size_from_the_features(tmp_path):
+    """The model reads features.num_mel_bins; an older config.yaml's model.n_mels must agree with it."""
+    cfg = ExperimentConfig(features=FeatureConfig(num_mel_bins=40), model=CFG)
+    tok = Tokenizer.train("word", ["one two three"])
+    save_model_dir(tmp_path / "m", ASRModel(CFG, tok.vocab_size, cfg.features.num_mel_bins), tok, cfg)
+    model, _, _ = load_model_dir(tmp_path / "m")
+    assert model.encoder.cmvn.mean.shape == (40,)
+    assert model.encode(torch.randn(1, 50, 40), torch.tensor([50]))[0].shape == (1, 11, CFG.d_model)
+
+    old = yaml.safe_load((tmp_path / "m" / "config.yaml").read_text())
+    old["model"]["n_mels"] = 40  # as files written before the model took it from the features
+    (tmp_path / "m" / "config.yaml").write_text(yaml.safe_dump(old))
+    assert load_model_dir(tmp_path / "m")[2] == cfg
+    old["model"]["n_mels"] = 80
+    (tmp_path / "m" / "config.yaml").write_text(yaml.safe_dump(old))
+    with pytest.raises(ConfigError, match=r"model\.n_mels was removed \(the model's input size is features\.num_mel_bins\); "
+                       r"it is read only as 40, got 80"):
+        load_model_dir(tmp_path / "m")

@@ -119,7 +119,7 @@ def test_average_checkpoints_is_the_mean(tmp_path):
     states = []
     for seed in (0, 1):
         torch.manual_seed(seed)
-        states.append(ASRModel(cfg, 10).state_dict())
+        states.append(ASRModel(cfg, 10, n_mels=80).state_dict())
         torch.save({"model": states[-1]}, tmp_path / f"{seed}.pt")
     avg = average_checkpoints([tmp_path / "0.pt", tmp_path / "1.pt"])
     key = "decoder.output.weight"

@@ -40,13 +40,16 @@ def decoder_io(tokens: Tensor, token_lens: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class ASRModel(nn.Module):
+    """cfg: the network's sizes; vocab_size: the tokenizer's; n_mels: FeatureConfig.num_mel_bins,
+    the features it reads (so the two can never disagree)."""
+
     subsampling_factor = Conv2dSubsampling4.factor
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, n_mels: int):
         super().__init__()
         self.cfg = cfg
         self.vocab_size = vocab_size
-        self.encoder = Encoder(cfg)
+        self.encoder = Encoder(cfg, n_mels)
         self.decoder = Decoder(cfg, vocab_size)
         self.ctc_head = nn.Linear(cfg.d_model, vocab_size) if cfg.ctc else None
         self.no_speech_head = NoSpeechHead(cfg.d_model) if cfg.no_speech_head else None

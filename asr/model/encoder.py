@@ -26,10 +26,10 @@ class EncoderLayer(nn.Module):
 
 
 class Encoder(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, n_mels: int):
         super().__init__()
-        self.cmvn = GlobalCMVN(cfg.n_mels)
-        self.subsampling = Conv2dSubsampling4(cfg.n_mels, cfg.conv_channels, cfg.d_model)
+        self.cmvn = GlobalCMVN(n_mels)
+        self.subsampling = Conv2dSubsampling4(n_mels, cfg.conv_channels, cfg.d_model)
         self.position = PositionalEncoding(cfg.d_model, cfg.max_positions, cfg.dropout)
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
         self.norm = nn.LayerNorm(cfg.d_model)

@@ -45,6 +45,6 @@ def load_model_dir(path: str | Path | None = None, device: str = "cpu") -> tuple
         raise ConfigError(f"{path} is not a model directory (no model.safetensors)")
     cfg = load_config(path / "config.yaml")
     tokenizer = Tokenizer.load(path)
-    model = ASRModel(cfg.model, tokenizer.vocab_size)
+    model = ASRModel(cfg.model, tokenizer.vocab_size, cfg.features.num_mel_bins)
     model.load_state_dict(load_file(str(weights), device="cpu"))
     return model.to(device).eval(), tokenizer, cfg
