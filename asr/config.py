@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 import torch
 import yaml
@@ -124,6 +124,17 @@ class TrainConfig:
 VTLN_WARP_RANGE = (0.5, 1.5)  # accepted test-time VTLN warps (InferenceConfig.vtln_warps)
 
 
+def check_vtln_warps(warps: Iterable[float], name: str = "inference.vtln_warps") -> tuple[float, ...]:
+    """The one check of test-time VTLN warps, wherever they are given (the config, the CLI, the
+    service's settings): one or more, each in VTLN_WARP_RANGE. -> the warps as a tuple; ConfigError
+    naming `name` otherwise."""
+    warps = tuple(warps)
+    low, high = VTLN_WARP_RANGE
+    if not warps or not all(low <= w <= high for w in warps):  # NaN is refused too
+        raise ConfigError(f"{name}: need one or more warps in [{low}, {high}], got {list(warps)}")
+    return warps
+
+
 @dataclass(frozen=True)
 class InferenceConfig:
     """How the Transcriber cuts long recordings: pieces close to the training lengths decode best."""
@@ -142,9 +153,7 @@ class InferenceConfig:
     no_speech_threshold: float = 0.5
 
     def __post_init__(self) -> None:
-        low, high = VTLN_WARP_RANGE
-        if not self.vtln_warps or not all(low <= w <= high for w in self.vtln_warps):
-            raise ConfigError(f"inference.vtln_warps: need one or more warps in [{low}, {high}], got {self.vtln_warps!r}")
+        check_vtln_warps(self.vtln_warps)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
-"""Typed config from YAML: retired keys of older config files."""
+"""Typed config from YAML: retired keys of older config files, the VTLN warp check."""
 
 import re
 
 import pytest
 import yaml
 
-from asr.config import ConfigError, load_config, save_config
+from asr.config import ConfigError, InferenceConfig, check_vtln_warps, load_config, save_config
 from asr.model import PRETRAINED_DIR
 
 
@@ -37,3 +37,12 @@ def test_unknown_keys_are_still_refused(tmp_path):
     path.write_text("loss:\n  guided_sigmaa: 0.3\n")
     with pytest.raises(ConfigError, match="unknown keys"):
         load_config(path)
+
+
+def test_vtln_warps_one_check():
+    assert check_vtln_warps([0.9, 1.0, 1.5]) == (0.9, 1.0, 1.5)
+    for bad in ([], [0.4], [1.0, 1.6], [float("nan")]):
+        with pytest.raises(ConfigError, match=r"^--vtln-warps: need one or more warps in \[0\.5, 1\.5\]"):
+            check_vtln_warps(bad, "--vtln-warps")
+        with pytest.raises(ConfigError, match=r"^inference\.vtln_warps: need one or more"):
+            InferenceConfig(vtln_warps=tuple(bad))
