@@ -1,5 +1,7 @@
 """Global CMVN and 4x convolutional subsampling of log-mel frames."""
 
+from __future__ import annotations
+
 from torch import Tensor, nn
 
 
@@ -29,15 +31,17 @@ class Conv2dSubsampling4(nn.Module):
         self.conv = nn.Sequential(
             nn.Conv2d(1, channels, 3, stride=2), nn.ReLU(), nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU()
         )
-        f_out = ((n_mels - 1) // 2 - 1) // 2
-        self.proj = nn.Linear(channels * f_out, d_model)
+        bins_out = self.output_lengths(n_mels)  # F': the convolutions shrink the mel axis like the time axis
+        self.proj = nn.Linear(channels * bins_out, d_model)
 
     @staticmethod
-    def output_lengths(lengths: Tensor) -> Tensor:
+    def output_lengths(lengths: Tensor | int) -> Tensor | int:
+        """T -> T' (also F -> F'): each unpadded 3-wide stride-2 convolution maps n to (n - 1) // 2."""
         return ((lengths - 1) // 2 - 1) // 2
 
     def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.conv(feats.unsqueeze(1))  # (B, D, T', F')
-        B, C, T, F = x.shape
-        x = self.proj(x.transpose(1, 2).reshape(B, T, C * F))  # (B, T', D)
-        return x, self.output_lengths(lengths)
+        # feats: (B, T, F), lengths: (B,)
+        x = self.conv(feats.unsqueeze(1))  # (B, 1, T, F) -> (B, C, T', F'), C = channels
+        batch, channels, frames, bins = x.shape
+        x = self.proj(x.transpose(1, 2).reshape(batch, frames, channels * bins))  # (B, T', C * F') -> (B, T', D)
+        return x, self.output_lengths(lengths)  # (B, T', D), (B,)
