@@ -36,7 +36,7 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"beam width, 1 to {MAX_BEAM_SIZE} (default: 5)")
     p.add_argument("--ctc-weight", type=float, default=None,
                    help="weight of CTC prefix scores in beam search (default: the model's inference.ctc_weight)")
-    p.add_argument("--length-penalty", type=float, default=1.0)
+    p.add_argument("--length-penalty", type=float, default=None, help="alpha in score / n ** alpha (default: the model's, 1.0)")
     add_vtln_warps_argument(p)
     p.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
 
@@ -90,12 +90,7 @@ def warp_list(text: str) -> tuple[float, ...]:
 
 
 def decode_options(args: argparse.Namespace, transcriber) -> DecodeOptions:
-    ctc_weight = args.ctc_weight
-    if ctc_weight is None:
-        ctc_weight = transcriber.default_options.ctc_weight if args.decoder == "beam" else 0.0
-    return DecodeOptions(
-        method=args.decoder, beam_size=args.beam_size, ctc_weight=ctc_weight, length_penalty=args.length_penalty
-    )
+    return transcriber.options(args.decoder, args.beam_size, args.ctc_weight, args.length_penalty)
 
 
 def parse_overrides(items: Sequence[str]) -> dict:
@@ -189,10 +184,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
     opts = decode_options(args, transcriber)
     out = args.out
     with atomic_output(out) as f:
-        for start in range(0, len(utts), args.batch_size):
-            chunk = utts[start : start + args.batch_size]
-            for utt, result in zip(chunk, transcriber.transcribe_batch([u.audio for u in chunk], opts)):
-                f.write(f"{utt.id} {result.text}\n".replace(" \n", "\n"))
+        for utt, result in transcriber.decode_manifest(utts, opts, args.batch_size):
+            f.write(f"{utt.id} {result.text}\n".replace(" \n", "\n"))
     print(f"wrote {len(utts)} hypotheses to {out}", file=sys.stderr)
     return 0
 

@@ -17,14 +17,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO, Optional, Sequence, Union
+from typing import BinaryIO, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from asr.alignment import AlignmentError, attention_word_times, ctc_word_times
 from asr.audio import load_audio
-from asr.decoding import DecodeOptions, Hypothesis, normalised_score, search
+from asr.data import Utterance
+from asr.decoding import METHODS, DecodeOptions, Hypothesis, normalised_score, search
 from asr.features import fbank, num_frames
 from asr.model import PRETRAINED_DIR, load_model_dir
 from asr.segment import Piece, SegmentConfig, batch_pieces, peak_level_db, split_long_audio
@@ -75,9 +76,45 @@ class Transcriber:
         self.frame_seconds = cfg.features.frame_shift_ms / 1000 * model.subsampling_factor
         inf = cfg.inference
         self.segment_cfg = SegmentConfig(max_seconds=inf.max_segment_seconds, min_seconds=inf.min_segment_seconds)
-        # The search the model was tuned for; callers override it per request.
+        # The search the model was tuned for; callers change it through options().
         self.default_options = DecodeOptions(ctc_weight=inf.ctc_weight if model.has_ctc else 0.0)
         self.vtln_warps = inf.vtln_warps
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The searches this model can run (CTC greedy needs a CTC head)."""
+        return METHODS if self.model.has_ctc else tuple(m for m in METHODS if m != "ctc_greedy")
+
+    @property
+    def max_piece_seconds(self) -> float:
+        """Longer audio is cut into pieces of at most this many seconds."""
+        return self.segment_cfg.max_seconds
+
+    def options(
+        self, method: Optional[str] = None, beam_size: Optional[int] = None, ctc_weight: Optional[float] = None,
+        length_penalty: Optional[float] = None,
+    ) -> DecodeOptions:
+        """The model's default search with the given fields changed: the one way the CLI, the
+        service and the recipes build decoding options. CTC weight defaults to the model's for
+        beam search and is 0 otherwise. ValueError says what is wrong or what this model cannot do."""
+        method = method or self.default_options.method
+        if method not in self.methods:
+            raise ValueError(f"model {self.model_name} cannot decode with {method!r}; it offers {', '.join(self.methods)}")
+        if ctc_weight is None:
+            ctc_weight = self.default_options.ctc_weight if method == "beam" else 0.0
+        if ctc_weight > 0 and not self.model.has_ctc:
+            raise ValueError(f"model {self.model_name} has no CTC head: ctc_weight must be 0")
+        changes = dict(method=method, beam_size=beam_size, ctc_weight=ctc_weight, length_penalty=length_penalty)
+        return replace(self.default_options, **{k: v for k, v in changes.items() if v is not None})
+
+    def decode_manifest(
+        self, utts: Sequence[Utterance], opts: Optional[DecodeOptions] = None, batch_size: int = 64
+    ) -> Iterator[tuple[Utterance, Transcription]]:
+        """Transcribe a data set batch by batch, in order: what `asr decode`, the training's dev
+        WER and the benchmarks share."""
+        for start in range(0, len(utts), batch_size):
+            chunk = utts[start : start + batch_size]
+            yield from zip(chunk, self.transcribe_batch([u.audio for u in chunk], opts))
 
     @classmethod
     def load(

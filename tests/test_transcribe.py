@@ -98,3 +98,42 @@ def test_vtln_warps_keep_the_best_scoring_warp_per_input(transcriber, fsdd_dir):
             hyp = decode(transcriber.model, feats, torch.tensor([feats.size(1)]), opts, need_attention=False)[0]
             by_warp.append((normalised_score(hyp, opts), transcriber.tokenizer.decode(hyp.tokens)))
         assert text == max(by_warp)[1], by_warp
+
+
+def test_options_start_from_the_models_search(transcriber):
+    assert transcriber.options() == transcriber.default_options
+    assert transcriber.options(beam_size=3) == DecodeOptions(beam_size=3, ctc_weight=transcriber.cfg.inference.ctc_weight)
+    greedy = transcriber.options("greedy")
+    assert greedy.method == "greedy" and greedy.ctc_weight == 0.0
+    assert transcriber.options("beam", ctc_weight=0.0).ctc_weight == 0.0
+    with pytest.raises(ValueError, match="cannot decode with 'viterbi'"):
+        transcriber.options("viterbi")
+
+
+def test_options_refuse_what_a_model_without_ctc_cannot_do(transcriber):
+    from dataclasses import replace
+
+    from asr.model import ASRModel
+
+    cfg = replace(transcriber.cfg, model=replace(transcriber.cfg.model, ctc=False))
+    no_ctc = Transcriber(ASRModel(cfg.model, transcriber.tokenizer.vocab_size).eval(), transcriber.tokenizer, cfg, "no-ctc")
+    assert "ctc_greedy" not in no_ctc.methods and no_ctc.options().ctc_weight == 0.0
+    with pytest.raises(ValueError, match="offers beam, greedy"):
+        no_ctc.options("ctc_greedy")
+    with pytest.raises(ValueError, match="no CTC head"):
+        no_ctc.options("beam", ctc_weight=0.3)
+
+
+def test_decode_manifest_keeps_order_across_batches(transcriber, fsdd_dir, tmp_path):
+    from asr.data import Utterance
+    from fsdd_audio import wav_bytes
+
+    utts = []
+    for i, d in enumerate(DIGIT_STRINGS):
+        path = tmp_path / f"{i}.wav"
+        path.write_bytes(wav_bytes(connected_digits(fsdd_dir, d, "george")[0]))
+        utts.append(Utterance(f"u{i}", str(path), expected_text(d)))
+    opts = transcriber.options("greedy")
+    pairs = list(transcriber.decode_manifest(utts, opts, batch_size=2))
+    assert [u.id for u, _ in pairs] == [u.id for u in utts]
+    assert [r.text for _, r in pairs] == [r.text for r in transcriber.transcribe_batch([u.audio for u in utts], opts)]
