@@ -4,9 +4,11 @@ The model loads in the background when the app starts, so /health answers at onc
 /ready turns 200 once the model is loaded and has transcribed a warm-up clip.
 Run it with `asr serve` (`serve` below), which sets uvicorn's connection limits
 (server/connections.py). Under `uvicorn server.app:create_app --factory` give them as flags:
-`--http h11 --h11-max-incomplete-event-size 65536 --timeout-keep-alive 5 --limit-concurrency 256`
-(uvicorn's default parser, httptools, takes headers of any size, and uvicorn alone has no
-deadline for a request head: a connection may stay open without ever sending one).
+`--http server.connections:HeaderTimeoutProtocol --h11-max-incomplete-event-size 65536
+--timeout-keep-alive 5 --limit-concurrency 256` (uvicorn's default parser, httptools, buffers
+headers of any size, and uvicorn alone has no deadline for a request head: a connection may
+stay open without ever sending one). The header deadline is then 10 s whatever
+ASR_HEADER_TIMEOUT_S says.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ STATUS_TYPES = {
     408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    431: "headers_too_large",
     503: "service_unavailable",
 }
 

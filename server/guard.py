@@ -1,6 +1,8 @@
 """Refuse what would tie the service up, before it costs anything: a pure ASGI middleware.
 
 From the headers alone, before any of the body is read:
+- request headers above `max_header_kb`: 431 (uvicorn's h11 limit only bounds a head still
+  incomplete; one arriving whole in a single read gets here);
 - a `Content-Length` above the upload limit: 413;
 - on transcription routes: a missing or wrong API key (401), the model not ready (503), or
   `max_uploads` bodies already arriving (503 + Retry-After).
@@ -67,6 +69,10 @@ class RequestGuard:
 
     def refusal(self, scope: Scope) -> Optional[Response]:
         """The response refusing this request from its headers alone, or None to let it in."""
+        header_bytes = sum(len(name) + len(value) + 4 for name, value in scope["headers"])  # "name: value\r\n"
+        if header_bytes > self.settings.max_header_kb * 1024:
+            message = f"request headers are larger than the limit of {self.settings.max_header_kb} KiB"
+            return error_response(431, message, headers=CLOSE)
         headers = dict(scope["headers"])
         limit = self.settings.max_upload_bytes
         declared = headers.get(b"content-length", b"").decode("latin-1").strip()

@@ -46,7 +46,9 @@ class Settings(BaseSettings):
 
     # Connections, enforced by uvicorn as `asr serve` runs it (server/connections.py).
     header_timeout_s: float = Field(10.0, gt=0)  # a connection must send a complete request head within this
-    max_header_kb: int = Field(64, ge=1)  # request line + headers above this: 400 and the connection closed
+    # request headers above this get 431 (server/guard.py); a request head still incomplete past it
+    # gets 400 and the connection closed (uvicorn's h11 limit), so an endless head is never buffered
+    max_header_kb: int = Field(64, ge=1)
     keep_alive_s: int = Field(5, ge=1)  # an idle keep-alive connection is closed after this
     max_connections: int = Field(256, ge=1)  # connections or requests at once; above it uvicorn answers 503
 
