@@ -28,7 +28,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from asr.config import ConfigError, ExperimentConfig, resolve_device, save_config
+from asr.config import (
+    ConfigError, ExperimentConfig, experiment_config, load_config, resolve_device, save_config, to_dict,
+)
 from asr.data import ASRDataset, Batch, BucketBatchSampler, collate, load_manifest
 from asr.decoding import DecodeOptions, decode
 from asr.evaluate import Normalizer, score
@@ -63,9 +65,10 @@ def sampling_prob_at(cfg: ExperimentConfig, step: int) -> float:
     return ss.max_prob * min(1.0, (step - ss.start_step) / max(ss.ramp_steps, 1))
 
 
-def save_checkpoint(path: Path, model, optimizer, scheduler, state: TrainState) -> None:
+def save_checkpoint(path: Path, cfg: ExperimentConfig, model, optimizer, scheduler, state: TrainState) -> None:
     """torch.save to a temporary file, then an atomic rename: a kill never leaves half a checkpoint."""
     payload = {
+        "config": json.dumps(to_dict(cfg)),  # the run's config, so a resume can check it continues the same run
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -97,6 +100,44 @@ def load_checkpoint(path: Path, model, optimizer=None, scheduler=None) -> TrainS
     return TrainState(**json.loads(ckpt["state"]))
 
 
+def checkpoint_config(path: Path) -> Optional[ExperimentConfig]:
+    """The config a checkpoint was written with; None for checkpoints from before they held it."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # mmap: the weights are not read
+    return experiment_config(json.loads(ckpt["config"]), f"{path} config") if "config" in ckpt else None
+
+
+# What a resumed run may change: how long it runs, how often it logs, evaluates and saves, on
+# what hardware, what it exports, and the inference defaults stored with the model. Anything
+# else (features, tokenizer, model, augmentation, losses, scheduled sampling, optimiser, data,
+# seed, batch size) changes what the remaining steps compute, or which utterances the rest of
+# the interrupted epoch holds: the result would be a model no single config.yaml describes.
+RESUMABLE_KEYS = (
+    "train.epochs", "train.max_steps", "train.log_every", "train.eval_every_steps", "train.checkpoint_every_steps",
+    "train.num_workers", "train.device", "train.amp", "train.keep_checkpoints", "train.average_best",
+    "train.report_data", "train.exp_dir",
+)
+
+
+def check_resume(saved: ExperimentConfig, cfg: ExperimentConfig, where: Path) -> list[str]:
+    """Refuse (ConfigError naming the keys) to resume the run of `saved` with `cfg` if they differ
+    outside RESUMABLE_KEYS and inference.*; return the allowed changes, one "key: old -> new" each."""
+    old, new = _flat(saved), _flat(cfg)
+    changed = [key for key in new if old[key] != new[key]]
+    refused = [key for key in changed if key not in RESUMABLE_KEYS and not key.startswith("inference.")]
+    if refused:
+        raise ConfigError(
+            f"cannot resume from {where}: it was trained with another "
+            + ", ".join(f"{key} ({old[key]!r}, now {new[key]!r})" for key in refused)
+            + f". A resumed run may change only {', '.join(RESUMABLE_KEYS)} and inference.*;"
+            " to train with the new config, give another train.exp_dir"
+        )
+    return [f"{key}: {old[key]!r} -> {new[key]!r}" for key in changed]
+
+
+def _flat(cfg: ExperimentConfig) -> dict:
+    return {f"{section}.{key}": value for section, values in to_dict(cfg).items() for key, value in values.items()}
+
+
 def average_checkpoints(paths: list[Path]) -> dict:
     """Element-wise mean of the model weights in `paths` (integer buffers taken from the first)."""
     avg = None
@@ -120,7 +161,7 @@ def build_tokenizer(cfg: ExperimentConfig, texts: list[str], path: Path) -> Toke
 def estimate_cmvn(utts, cfg: ExperimentConfig) -> tuple[torch.Tensor, torch.Tensor]:
     rng = random.Random(cfg.train.seed)
     sample = rng.sample(utts, min(len(utts), CMVN_MAX_UTTS))
-    feats = (fbank(torch.from_numpy(load_audio(u.audio)), cfg.features) for u in sample)
+    feats = (fbank(torch.from_numpy(load_audio(u.audio, cfg.features.sample_rate)), cfg.features) for u in sample)
     return compute_cmvn(feats)
 
 
@@ -138,6 +179,9 @@ class Trainer:
             (self.exp / "plots").mkdir(exist_ok=True)
         except OSError as e:
             raise ConfigError(f"train.exp_dir: cannot create {self.exp}/ ({e.strerror})") from None
+        last = self.exp / "checkpoints" / "last.pt"
+        if last.exists():
+            self._check_resume(last)
         save_config(cfg, self.exp / "config.yaml")
         torch.manual_seed(cfg.train.seed)
         random.seed(cfg.train.seed)
@@ -156,7 +200,6 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, noam_lambda(cfg.optim.warmup_steps))
         self.amp = cfg.train.amp and self.device.type == "cuda"
         self.state = TrainState()
-        last = self.exp / "checkpoints" / "last.pt"
         if last.exists():
             self.state = load_checkpoint(last, self.model, self.optimizer, self.scheduler)
             print(f"resumed from {last} at step {self.state.step} (epoch {self.state.epoch})")
@@ -176,6 +219,15 @@ class Trainer:
         # diagonal (or its absence) is easy to see.
         first = self.dev_utts[:20]
         self.plot_index = max(range(len(first)), key=lambda i: (len((first[i].text or "").split()), -i))
+
+    def _check_resume(self, last: Path) -> None:
+        """The run in exp_dir may be continued only with a config that describes the same run (check_resume)."""
+        saved = checkpoint_config(last)
+        if saved is None and (self.exp / "config.yaml").exists():  # a checkpoint from before they held it
+            saved = load_config(self.exp / "config.yaml")
+        if saved is not None:
+            for change in check_resume(saved, self.cfg, last):
+                print(f"resuming with {change}")
 
     # ------------------------------------------------------------------ training
     def run(self) -> Path:
@@ -202,7 +254,7 @@ class Trainer:
                 if cfg.eval_every_steps and self.state.step % cfg.eval_every_steps == 0:
                     self._evaluate()
                 elif self.state.step % cfg.checkpoint_every_steps == 0:
-                    save_checkpoint(self.exp / "checkpoints" / "last.pt", self.model, self.optimizer, self.scheduler, self.state)
+                    self._save(self.exp / "checkpoints" / "last.pt")
                 if self._done():
                     break
             else:
@@ -213,6 +265,9 @@ class Trainer:
         if self.state.last_eval_step != self.state.step:
             self._evaluate()
         return self.export()
+
+    def _save(self, path: Path) -> None:
+        save_checkpoint(path, self.cfg, self.model, self.optimizer, self.scheduler, self.state)
 
     def _done(self) -> bool:
         return bool(self.cfg.train.max_steps) and self.state.step >= self.cfg.train.max_steps
@@ -257,10 +312,10 @@ class Trainer:
         self.state.best = kept
         self.state.last_eval_step = step
         if [wer, step] in kept:
-            save_checkpoint(ckpt_dir / f"step-{step}.pt", self.model, self.optimizer, self.scheduler, self.state)
+            self._save(ckpt_dir / f"step-{step}.pt")
         for _, s in dropped:
             (ckpt_dir / f"step-{s}.pt").unlink(missing_ok=True)
-        save_checkpoint(ckpt_dir / "last.pt", self.model, self.optimizer, self.scheduler, self.state)
+        self._save(ckpt_dir / "last.pt")
         self._log({"dev_wer": wer, **report})
         extra = f", report WER {100 * report['report_wer']:.2f}%" if report else ""
         tqdm.write(f"step {step}: dev WER {100 * wer:.2f}%{extra}")

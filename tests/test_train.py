@@ -1,5 +1,6 @@
 """Training end to end on real FSDD recordings: overfitting, exact resume after a kill, export."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -11,9 +12,12 @@ import pytest
 import torch
 import yaml
 
-from asr.config import load_config
-from asr.train import average_checkpoints, load_checkpoint, train
+from asr.audio import load_audio
+from asr.config import ConfigError, load_config
+from asr.data import load_manifest
+from asr.features import compute_cmvn, fbank
 from asr.model import ASRModel, load_model_dir
+from asr.train import Trainer, average_checkpoints, checkpoint_config, estimate_cmvn, load_checkpoint, train
 
 WORDS = "zero one two three four five six seven eight nine".split()
 TINY = {
@@ -124,3 +128,47 @@ def test_average_checkpoints_is_the_mean(tmp_path):
     avg = average_checkpoints([tmp_path / "0.pt", tmp_path / "1.pt"])
     key = "decoder.output.weight"
     assert torch.allclose(avg[key], (states[0][key] + states[1][key]) / 2, atol=1e-6)
+
+
+def test_cmvn_is_estimated_at_the_feature_sample_rate(tmp_path, fsdd_dir):
+    """A recipe at 8 kHz: the statistics are those of its audio loaded at 8 kHz (not at the 16 kHz default)."""
+    data = make_data_dir(tmp_path / "data", fsdd_dir, takes=(0,))
+    cfg = load_config(write_config(tmp_path, data))
+    cfg = dataclasses.replace(cfg, features=dataclasses.replace(cfg.features, sample_rate=8000, num_mel_bins=40))
+    utts = load_manifest(data)
+    mean, std = estimate_cmvn(utts, cfg)
+    expected = compute_cmvn(fbank(torch.from_numpy(load_audio(u.audio, 8000)), cfg.features) for u in utts)
+    torch.testing.assert_close((mean, std), expected)
+
+
+def test_resume_refuses_another_run_and_allows_a_longer_one(tmp_path, fsdd_dir):
+    """The checkpoint holds its config; a resume may change how long the run goes (train.epochs,
+    train.max_steps, ...) but not the model, tokenizer, features or anything else a step computes."""
+    data = make_data_dir(tmp_path / "data", fsdd_dir, takes=(0,))
+    config = write_config(tmp_path, data, max_steps=2, eval_every_steps=1000)
+    cfg = load_config(config)
+    train(cfg)
+    last = tmp_path / "exp" / "checkpoints" / "last.pt"
+    assert checkpoint_config(last) == cfg
+    saved_yaml = (tmp_path / "exp" / "config.yaml").read_text()
+    for overrides, keys in [
+        ({"model.d_model": 32}, ["model.d_model (64, now 32)"]),
+        ({"tokenizer.kind": "char", "features.num_mel_bins": 40}, ["features.num_mel_bins (80, now 40)",
+                                                                   "tokenizer.kind ('word', now 'char')"]),
+        ({"optim.lr": 0.001}, ["optim.lr (0.003, now 0.001)"]),
+    ]:
+        with pytest.raises(ConfigError, match="cannot resume from .*last.pt") as err:
+            Trainer(load_config(config, overrides))
+        assert all(key in str(err.value) for key in keys), str(err.value)
+        assert (tmp_path / "exp" / "config.yaml").read_text() == saved_yaml  # nothing overwritten
+    longer = load_config(config, {"train.max_steps": 3, "train.epochs": 5})
+    trainer = Trainer(longer)
+    assert trainer.state.step == 2 and checkpoint_config(last) == cfg
+    assert load_config(tmp_path / "exp" / "config.yaml") == longer
+
+    older = torch.load(last, weights_only=True)  # a checkpoint from before they held their config:
+    del older["config"]  # the run's config.yaml speaks for it
+    torch.save(older, last)
+    assert checkpoint_config(last) is None
+    with pytest.raises(ConfigError, match=r"model\.d_model \(64, now 32\)"):
+        Trainer(load_config(config, {"model.d_model": 32}))
