@@ -116,7 +116,7 @@ def test_options_refuse_what_a_model_without_ctc_cannot_do(transcriber):
     from asr.model import ASRModel
 
     cfg = replace(transcriber.cfg, model=replace(transcriber.cfg.model, ctc=False))
-    no_ctc = Transcriber(ASRModel(cfg.model, transcriber.tokenizer.vocab_size).eval(), transcriber.tokenizer, cfg, "no-ctc")
+    no_ctc = Transcriber(ASRModel(cfg.model, transcriber.tokenizer.vocab_size, cfg.features.num_mel_bins).eval(), transcriber.tokenizer, cfg, "no-ctc")
     assert "ctc_greedy" not in no_ctc.methods and no_ctc.options().ctc_weight == 0.0
     with pytest.raises(ValueError, match="offers beam, greedy"):
         no_ctc.options("ctc_greedy")
