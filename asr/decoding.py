@@ -1,6 +1,6 @@
 """Search over the trained model: greedy, beam search (optionally joint with CTC), CTC greedy.
 
-`decode` runs the encoder once, then one search (`search`) over the whole batch. The decoder has no
+`recognize` runs the encoder once, then one search (`search`) over the whole batch. The decoder has no
 key/value cache, so every step re-runs it on the full prefixes (B or B*beam of them at
 once); outputs are short, so this stays cheap.
 
@@ -27,7 +27,9 @@ from typing import Optional
 
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 
+from asr.model.asr_model import prepend_sos
 from asr.tokenizer import BLANK_ID, EOS_ID, PAD_ID, SOS_ID
 
 METHODS = ("beam", "greedy", "ctc_greedy")
@@ -81,10 +83,10 @@ class Hypothesis:
 
 
 @torch.inference_mode()
-def decode(
+def recognize(
     model, feats: Tensor, feat_lens: Tensor, opts: DecodeOptions = DecodeOptions(), need_attention: bool = True
 ) -> list[Hypothesis]:
-    """Decode a batch: feats (B, T, n_mels) with lengths feat_lens (B,) -> one Hypothesis each.
+    """Recognise a batch: feats (B, T, n_mels) with lengths feat_lens (B,) -> one Hypothesis each.
 
     The model must be in eval mode (dropout would make the search random).
     """
@@ -97,7 +99,7 @@ def decode(
 def search(
     model, enc: Tensor, enc_lens: Tensor, opts: DecodeOptions = DecodeOptions(), need_attention: bool = True
 ) -> list[Hypothesis]:
-    """The search of `decode` on encoder output enc (B, T', D), enc_lens (B,), for callers that
+    """The search of `recognize` on encoder output enc (B, T', D), enc_lens (B,), for callers that
     use the encoder output for more (CTC word times). need_attention: fill Hypothesis.attention
     (one more decoder pass over the results; CTC greedy has none).
     """
@@ -122,7 +124,7 @@ def normalised_score(hyp: Hypothesis, opts: DecodeOptions) -> float:
 
 def _check_model(model, opts: DecodeOptions) -> None:
     if model.training:
-        raise ValueError("decode() needs the model in eval mode: call model.eval() first")
+        raise ValueError("the search needs the model in eval mode: call model.eval() first")
     uses_ctc = opts.method == "ctc_greedy" or (opts.method == "beam" and opts.ctc_weight > 0)
     if uses_ctc and not model.has_ctc:
         raise ValueError(f"method={opts.method!r} with ctc_weight={opts.ctc_weight} needs a model with a CTC head")
@@ -130,7 +132,7 @@ def _check_model(model, opts: DecodeOptions) -> None:
 
 def _next_log_probs(model, enc: Tensor, enc_lens: Tensor, ys: Tensor) -> Tensor:
     """Log-probs of the token after each prefix: ys (N, U) starting with SOS -> (N, V), finite or -inf."""
-    logits, _ = model.decode(enc, enc_lens, ys)  # (N, U, V)
+    logits, _ = model.forward_decoder(enc, enc_lens, ys)  # (N, U, V)
     log_probs = _finite_or_minus_inf(logits[:, -1].float().log_softmax(-1))
     log_probs[:, _NEVER_EMITTED] = -math.inf
     return log_probs
@@ -296,11 +298,9 @@ def cross_attention(model, enc: Tensor, enc_lens: Tensor, tokens: list[list[int]
     enc: (B, T', D); one token list per utterance -> one (U_b, T'_b) CPU tensor each, row u
     being the query that predicted token u.
     """
-    ys = torch.full((len(tokens), 1 + max(map(len, tokens))), PAD_ID, dtype=torch.long)  # (B, 1 + U)
-    ys[:, 0] = SOS_ID
-    for row, seq in zip(ys, tokens):
-        row[1 : 1 + len(seq)] = torch.tensor(seq, dtype=torch.long)
-    _, attn = model.decode(enc, enc_lens, ys.to(enc.device), need_attention=True)  # L x (B, H, 1 + U, T')
+    padded = pad_sequence([torch.tensor(seq, dtype=torch.long) for seq in tokens], True, PAD_ID)  # (B, U)
+    ys = prepend_sos(padded.to(enc.device))  # (B, 1 + U)
+    _, attn = model.forward_decoder(enc, enc_lens, ys, need_attention=True)  # L x (B, H, 1 + U, T')
     mean = torch.stack(attn).float().mean(dim=(0, 2)).cpu()  # (B, 1 + U, T')
     return [m[: len(seq), :n] for m, seq, n in zip(mean, tokens, enc_lens.tolist())]
 

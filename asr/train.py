@@ -32,13 +32,14 @@ from asr.config import (
     ConfigError, ExperimentConfig, experiment_config, load_config, resolve_device, save_config, to_dict,
 )
 from asr.data import ASRDataset, Batch, BucketBatchSampler, collate, load_manifest
-from asr.decoding import DecodeOptions, decode
+from asr.decoding import DecodeOptions, recognize
 from asr.evaluate import Normalizer, score
 from asr.features import compute_cmvn, fbank
 from asr.audio import load_audio
 from asr.model import ASRModel, save_model_dir
+from asr.model.asr_model import prepend_sos
 from asr.plots import plot_attention
-from asr.tokenizer import SOS_ID, Tokenizer
+from asr.tokenizer import Tokenizer
 
 CMVN_MAX_UTTS = 2000  # utterances read to estimate the global mean/std
 
@@ -215,6 +216,10 @@ class Trainer:
             else None
         )
         self.log_path = self.exp / "train_log.csv"
+        self.log_fields = LOG_FIELDS
+        if self.log_path.exists():  # a resumed run keeps the columns its log began with (an older version's, perhaps)
+            with self.log_path.open(newline="") as f:
+                self.log_fields = next(csv.reader(f), LOG_FIELDS)
         # The plotted utterance: the one with the most words among the first 20, so the
         # diagonal (or its absence) is easy to see.
         first = self.dev_utts[:20]
@@ -287,7 +292,7 @@ class Trainer:
         self.scheduler.step()
         self.state.step += 1
         return {
-            "loss": out.loss.item(), "attention": out.attention.item(), "ctc": out.ctc.item(),
+            "loss": out.loss.item(), "attention_ce": out.attention_ce.item(), "ctc": out.ctc.item(),
             "guided": out.guided.item(), "accuracy": out.accuracy,
             "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0],
             "audio_seconds": batch.feat_lens.sum().item() * self.cfg.features.frame_shift_ms / 1000,
@@ -326,8 +331,7 @@ class Trainer:
         batch = collate([self.dev_set[self.plot_index]]).to(self.device)
         with torch.inference_mode():
             enc, enc_lens = self.model.encode(batch.feats, batch.feat_lens)
-            inputs = torch.cat([batch.tokens.new_full((1, 1), SOS_ID), batch.tokens], dim=1)
-            _, attn = self.model.decode(enc, enc_lens, inputs, need_attention=True)
+            _, attn = self.model.forward_decoder(enc, enc_lens, prepend_sos(batch.tokens), need_attention=True)
         labels = [self.tokenizer.id_to_token(i) for i in batch.tokens[0].tolist()] + ["<eos>"]
         maps = [a[0].mean(0).float().cpu().numpy() for a in attn]  # per layer (U, T')
         plot_attention(maps, labels, self.exp / "plots" / f"attention-step{self.state.step:07d}.png",
@@ -337,7 +341,7 @@ class Trainer:
         row = {"step": self.state.step, "epoch": self.state.epoch, "seconds": round(self.state.seconds, 1), **row}
         new = not self.log_path.exists()
         with self.log_path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
+            writer = csv.DictWriter(f, fieldnames=self.log_fields, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)
@@ -358,7 +362,7 @@ class Trainer:
         return out
 
 
-LOG_FIELDS = ["step", "epoch", "seconds", "loss", "attention", "ctc", "guided", "accuracy",
+LOG_FIELDS = ["step", "epoch", "seconds", "loss", "attention_ce", "ctc", "guided", "accuracy",
               "grad_norm", "lr", "audio_seconds", "dev_wer", "report_wer"]
 
 
@@ -369,7 +373,7 @@ def transcribe_dataset(model, tokenizer, dataset: ASRDataset, device, opts: Deco
     refs, hyps = {}, {}
     for idx in sampler:
         batch = collate([dataset[i] for i in idx]).to(device)
-        found = decode(model, batch.feats, batch.feat_lens, opts, need_attention=False)
+        found = recognize(model, batch.feats, batch.feat_lens, opts, need_attention=False)
         for utt_id, text, hyp in zip(batch.ids, batch.texts, found):
             refs[utt_id] = text
             hyps[utt_id] = tokenizer.decode(hyp.tokens)

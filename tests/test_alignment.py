@@ -12,7 +12,7 @@ from asr.alignment import (
 )
 from asr.audio import load_audio
 from asr.config import FeatureConfig, ModelConfig
-from asr.decoding import DecodeOptions, decode
+from asr.decoding import DecodeOptions, recognize
 from asr.features import fbank
 from asr.model import ASRModel
 from asr.tokenizer import BLANK_ID
@@ -85,12 +85,12 @@ def test_word_times_of_a_real_model_on_real_speech(fsdd_dir):
     lens = torch.tensor([feats.size(1)])
     with torch.inference_mode():
         log_probs = model.ctc_log_probs(model.encode(feats, lens)[0])[0]  # (T', V)
-    hyp = decode(model, feats, lens, DecodeOptions("ctc_greedy"))[0]
+    hyp = recognize(model, feats, lens, DecodeOptions("ctc_greedy"))[0]
     best = log_probs.argmax(-1)
     runs = [t for t in range(len(best)) if best[t] != B and (t == 0 or best[t] != best[t - 1])]
     assert hyp.tokens and ctc_token_frames(log_probs, hyp.tokens)[0].tolist() == runs
 
-    beam = decode(model, feats, lens, DecodeOptions(beam_size=2))[0]
+    beam = recognize(model, feats, lens, DecodeOptions(beam_size=2))[0]
     for source in (
         ctc_word_times(log_probs, hyp.tokens, [(str(i), [i]) for i in range(len(hyp.tokens))], 0.04, duration),
         attention_word_times(beam.attention, [(str(i), [i]) for i in range(len(beam.tokens))], 0.04, duration),

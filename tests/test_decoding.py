@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from asr.config import FeatureConfig, ModelConfig
 from asr.audio import load_audio
-from asr.decoding import CTCPrefixScorer, DecodeOptions, ctc_greedy_search, decode, search
+from asr.decoding import CTCPrefixScorer, DecodeOptions, ctc_greedy_search, recognize, search
 from asr.features import compute_cmvn, fbank
 from asr.model import ASRModel
 from asr.tokenizer import BLANK_ID, EOS_ID, SOS_ID
@@ -52,7 +52,7 @@ def make_model(speech, seed: int, vocab_size: int = 12, ctc: bool = True, eos_bi
 def teacher_forced(model, feats, lens, tokens: list[int], ended: bool) -> tuple[float, float | None]:
     """(attention log-prob, CTC log-prob or None) of one utterance's tokens (+ EOS if ended)."""
     enc, enc_lens = model.encode(feats[None], lens[None])
-    logits, _ = model.decode(enc, enc_lens, torch.tensor([[SOS_ID] + tokens]))
+    logits, _ = model.forward_decoder(enc, enc_lens, torch.tensor([[SOS_ID] + tokens]))
     targets = torch.tensor(tokens + [EOS_ID] if ended else tokens, dtype=torch.long)
     att = logits[0, : len(targets)].log_softmax(-1).gather(1, targets[:, None]).sum()
     if not (ended and model.has_ctc):
@@ -86,16 +86,16 @@ def test_ctc_decoding_needs_a_ctc_head_and_eval_mode(speech):
     model = make_model(speech, 0, ctc=False)
     for opts in (DecodeOptions("ctc_greedy"), DecodeOptions(ctc_weight=0.3)):
         with pytest.raises(ValueError, match="CTC head"):
-            decode(model, feats, lens, opts)
+            recognize(model, feats, lens, opts)
     with pytest.raises(ValueError, match="eval"):
-        decode(model.train(), feats, lens, DecodeOptions("greedy"))
+        recognize(model.train(), feats, lens, DecodeOptions("greedy"))
 
 
 @pytest.mark.parametrize("seed, vocab_size, eos_bias", [(0, 12, 0.0), (0, 12, 1.0), (2, 30, 1.0), (3, 12, 1.0)])
 def test_beam_of_one_is_greedy(speech, seed, vocab_size, eos_bias):
     model = make_model(speech, seed, vocab_size, eos_bias=eos_bias)
-    greedy = decode(model, *speech, DecodeOptions("greedy"))
-    beam = decode(model, *speech, DecodeOptions("beam", beam_size=1))
+    greedy = recognize(model, *speech, DecodeOptions("greedy"))
+    beam = recognize(model, *speech, DecodeOptions("beam", beam_size=1))
     assert [h.tokens for h in beam] == [h.tokens for h in greedy]
     assert [h.score for h in beam] == pytest.approx([h.score for h in greedy], abs=1e-4)
 
@@ -109,7 +109,7 @@ def test_scores_are_the_model_log_probs_of_the_tokens(speech, opts, eos_bias):
     feats, lens = speech
     model = make_model(speech, 2, vocab_size=30, eos_bias=eos_bias)
     max_lens = opts.max_lens(model.encode(feats, lens)[1]).tolist()
-    for hyp, f, n, max_len in zip(decode(model, feats, lens, opts), feats, lens, max_lens):
+    for hyp, f, n, max_len in zip(recognize(model, feats, lens, opts), feats, lens, max_lens):
         ended = len(hyp.tokens) < max_len  # only a hypothesis at the maximum length is cut without EOS
         att, ctc = teacher_forced(model, f, n, hyp.tokens, ended)
         expected = att if ctc is None else (1 - opts.ctc_weight) * att + opts.ctc_weight * ctc
@@ -130,8 +130,8 @@ def test_exhaustive_beam_finds_the_best_sequence(speech, length_penalty):
         return score / (len(tokens) + (len(tokens) < 3)) ** length_penalty
 
     brute = max(candidates, key=lambda t: normalised(t, teacher_forced(model, feats[0], lens[0], t, len(t) < 3)[0]))
-    beam = decode(model, feats, lens, opts)[0]
-    greedy = decode(model, feats, lens, DecodeOptions("greedy", max_len_ratio=0.0, min_max_len=3))[0]
+    beam = recognize(model, feats, lens, opts)[0]
+    greedy = recognize(model, feats, lens, DecodeOptions("greedy", max_len_ratio=0.0, min_max_len=3))[0]
     assert beam.tokens == brute
     assert normalised(beam.tokens, beam.score) >= normalised(greedy.tokens, greedy.score) - 1e-6
 
@@ -143,7 +143,7 @@ def test_max_len_is_respected(speech):
     max_lens = DecodeOptions(**opts).max_lens(model.encode(feats, lens)[1]).tolist()
     assert max_lens[0] > 3 and max_lens[-1] == 3  # both the ratio and the floor apply
     for extra in [dict(method="greedy"), dict(beam_size=3), dict(beam_size=3, ctc_weight=0.3)]:
-        hyps = decode(model, feats, lens, DecodeOptions(**opts, **extra))
+        hyps = recognize(model, feats, lens, DecodeOptions(**opts, **extra))
         assert [len(h.tokens) for h in hyps] == max_lens
 
 
@@ -160,9 +160,9 @@ def test_batch_decode_equals_one_by_one(speech, opts):
     """Padding must not change any utterance's result."""
     feats, lens = speech
     model = make_model(speech, 6, eos_bias=1.0)
-    batched = decode(model, feats, lens, opts)
+    batched = recognize(model, feats, lens, opts)
     for i, hyp in enumerate(batched):
-        alone = decode(model, feats[i : i + 1, : lens[i]], lens[i : i + 1], opts)[0]
+        alone = recognize(model, feats[i : i + 1, : lens[i]], lens[i : i + 1], opts)[0]
         assert hyp.tokens == alone.tokens
         assert hyp.score == pytest.approx(alone.score, abs=1e-4)
         if opts.method != "ctc_greedy":
@@ -173,15 +173,16 @@ def test_attention_and_confidence_of_hypotheses(speech):
     feats, lens = speech
     model = make_model(speech, 7, eos_bias=-1e4)  # no empty hypotheses
     enc, enc_lens = model.encode(feats, lens)
-    for i, hyp in enumerate(decode(model, feats, lens, DecodeOptions(beam_size=2))):
+    for i, hyp in enumerate(recognize(model, feats, lens, DecodeOptions(beam_size=2))):
         n = int(enc_lens[i])
         assert hyp.attention.shape == (len(hyp.tokens), n) and hyp.tokens
         torch.testing.assert_close(hyp.attention.sum(-1), torch.ones(len(hyp.tokens)))  # rows are distributions
         # row u: the decoder step that emitted token u, i.e. the one fed SOS + tokens[:u]
-        _, attn = model.decode(enc[i : i + 1], enc_lens[i : i + 1], torch.tensor([[SOS_ID] + hyp.tokens[:-1]]), True)
+        inputs = torch.tensor([[SOS_ID] + hyp.tokens[:-1]])
+        _, attn = model.forward_decoder(enc[i : i + 1], enc_lens[i : i + 1], inputs, need_attention=True)
         torch.testing.assert_close(hyp.attention, torch.stack(attn).mean(dim=(0, 2))[0, : len(hyp.tokens), :n])
         assert 0.0 <= hyp.confidence <= 1.0
-    for hyp in decode(model, feats, lens, DecodeOptions("ctc_greedy")):
+    for hyp in recognize(model, feats, lens, DecodeOptions("ctc_greedy")):
         assert hyp.attention is None and 0.0 <= hyp.confidence <= 1.0
 
 
@@ -239,7 +240,7 @@ def test_search_on_encoder_output_equals_decode_and_attention_is_optional(speech
     feats, lens = speech
     model = make_model(speech, 7, eos_bias=-1e4)
     enc, enc_lens = model.encode(feats, lens)
-    full = decode(model, feats, lens, DecodeOptions(beam_size=2))
+    full = recognize(model, feats, lens, DecodeOptions(beam_size=2))
     bare = search(model, enc, enc_lens, DecodeOptions(beam_size=2), need_attention=False)
     assert [h.tokens for h in bare] == [h.tokens for h in full]
     assert [h.score for h in bare] == pytest.approx([h.score for h in full])
@@ -253,7 +254,7 @@ def poison(model, monkeypatch, bad: int, bad_len: int, where: str) -> None:
     outputs; "heads": its decoder logits are +inf (NaN after log_softmax) and its CTC
     log-probs NaN. The decoder sees B or B * beam rows: the bad ones have encoder length bad_len.
     """
-    encode, decode_, ctc_log_probs = model.encode, model.decode, model.ctc_log_probs
+    encode, forward_decoder, ctc_log_probs = model.encode, model.forward_decoder, model.ctc_log_probs
     if where == "encoder":
         def poisoned_encode(feats, feat_lens):
             enc, enc_lens = encode(feats, feat_lens)
@@ -263,8 +264,8 @@ def poison(model, monkeypatch, bad: int, bad_len: int, where: str) -> None:
         monkeypatch.setattr(model, "encode", poisoned_encode)
         return
 
-    def poisoned_decode(enc, enc_lens, ys, need_attention=False):
-        logits, attn = decode_(enc, enc_lens, ys, need_attention)
+    def poisoned_forward_decoder(enc, enc_lens, ys, need_attention=False):
+        logits, attn = forward_decoder(enc, enc_lens, ys, need_attention)
         logits[enc_lens == bad_len] = math.inf
         return logits, attn
 
@@ -273,7 +274,7 @@ def poison(model, monkeypatch, bad: int, bad_len: int, where: str) -> None:
         log_probs[bad] = math.nan
         return log_probs
 
-    monkeypatch.setattr(model, "decode", poisoned_decode)
+    monkeypatch.setattr(model, "forward_decoder", poisoned_forward_decoder)
     monkeypatch.setattr(model, "ctc_log_probs", poisoned_ctc_log_probs)
 
 
@@ -295,11 +296,11 @@ def test_non_finite_model_output_gives_the_empty_hypothesis(speech, monkeypatch,
     model = make_model(speech, 6, eos_bias=1.0)
     enc_lens = model.encode(feats, lens)[1]
     assert len(set(enc_lens.tolist())) == len(enc_lens)  # rows are told apart by length
-    clean = decode(model, feats, lens, opts)
+    clean = recognize(model, feats, lens, opts)
     bad = 1
     assert clean[bad].tokens and math.isfinite(clean[bad].score)  # so "empty" below is the fix at work
     poison(model, monkeypatch, bad, int(enc_lens[bad]), where)
-    poisoned = decode(model, feats, lens, opts)
+    poisoned = recognize(model, feats, lens, opts)
     assert len(poisoned) == len(clean)
     assert poisoned[bad].tokens == [] and poisoned[bad].score == -math.inf and poisoned[bad].confidence == 0.0
     for i, (hyp, ref) in enumerate(zip(poisoned, clean)):

@@ -1,7 +1,7 @@
 """Training end to end on real FSDD recordings: overfitting, exact resume after a kill, export."""
 
+import csv
 import dataclasses
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +17,7 @@ from asr.config import ConfigError, load_config
 from asr.data import load_manifest
 from asr.features import compute_cmvn, fbank
 from asr.model import ASRModel, load_model_dir
-from asr.train import Trainer, average_checkpoints, checkpoint_config, estimate_cmvn, load_checkpoint, train
+from asr.train import Trainer, average_checkpoints, checkpoint_config, estimate_cmvn, train
 
 WORDS = "zero one two three four five six seven eight nine".split()
 TINY = {
@@ -52,8 +52,8 @@ def test_overfits_real_utterances_to_zero_wer(tmp_path, fsdd_dir):
     data = make_data_dir(tmp_path / "data", fsdd_dir)
     cfg = load_config(write_config(tmp_path, data, max_steps=160, eval_every_steps=40))
     model_dir = train(cfg)
-    log = (tmp_path / "exp" / "train_log.csv").read_text().splitlines()
-    wers = [float(row.split(",")[-2]) for row in log[1:] if row.split(",")[-2]]
+    with open(tmp_path / "exp" / "train_log.csv", newline="") as f:
+        wers = [float(row["dev_wer"]) for row in csv.DictReader(f) if row["dev_wer"]]  # eval rows only
     assert wers[-1] == 0.0 and wers[0] > 0.0  # it learned, measured by dev WER
     assert list((tmp_path / "exp" / "plots").glob("attention-step*.png"))
     model, tokenizer, _ = load_model_dir(model_dir)
@@ -161,10 +161,19 @@ def test_resume_refuses_another_run_and_allows_a_longer_one(tmp_path, fsdd_dir):
             Trainer(load_config(config, overrides))
         assert all(key in str(err.value) for key in keys), str(err.value)
         assert (tmp_path / "exp" / "config.yaml").read_text() == saved_yaml  # nothing overwritten
-    longer = load_config(config, {"train.max_steps": 3, "train.epochs": 5})
+    log = tmp_path / "exp" / "train_log.csv"
+    old_header = ("step,epoch,seconds,loss,attention,ctc,guided,guided_weight,accuracy,grad_norm,lr,audio_seconds,"
+                  "dev_wer,report_wer")  # the columns of logs written by an older version
+    log.write_text(old_header + "\n")
+    longer = load_config(config, {"train.max_steps": 3, "train.epochs": 5, "train.log_every": 1})
     trainer = Trainer(longer)
     assert trainer.state.step == 2 and checkpoint_config(last) == cfg
     assert load_config(tmp_path / "exp" / "config.yaml") == longer
+    trainer.run()
+    rows = list(csv.reader(log.open()))
+    assert ",".join(rows[0]) == old_header and len(rows) > 1  # appended under the columns the log began with
+    assert all(len(row) == len(rows[0]) for row in rows)
+    assert checkpoint_config(last) == longer
 
     older = torch.load(last, weights_only=True)  # a checkpoint from before they held their config:
     del older["config"]  # the run's config.yaml speaks for it

@@ -83,7 +83,7 @@ def test_attention_only_when_asked_and_text_unchanged(transcriber, fsdd_dir):
 def test_vtln_warps_keep_the_best_scoring_warp_per_input(transcriber, fsdd_dir):
     import torch
 
-    from asr.decoding import decode, normalised_score
+    from asr.decoding import normalised_score, recognize
     from asr.features import fbank
 
     warps = (0.9, 1.0, 1.1)
@@ -95,7 +95,7 @@ def test_vtln_warps_keep_the_best_scoring_warp_per_input(transcriber, fsdd_dir):
         by_warp = []
         for warp in warps:
             feats = fbank(torch.from_numpy(wave), transcriber.cfg.features, warp)[None]  # (1, T, F)
-            hyp = decode(transcriber.model, feats, torch.tensor([feats.size(1)]), opts, need_attention=False)[0]
+            hyp = recognize(transcriber.model, feats, torch.tensor([feats.size(1)]), opts, need_attention=False)[0]
             by_warp.append((normalised_score(hyp, opts), transcriber.tokenizer.decode(hyp.tokens)))
         assert text == max(by_warp)[1], by_warp
 

@@ -21,19 +21,22 @@ from asr.tokenizer import EOS_ID, PAD_ID, SOS_ID
 @dataclass
 class LossOutput:
     loss: Tensor  # the weighted total that is back-propagated
-    attention: Tensor  # label-smoothed CE of the decoder
+    attention_ce: Tensor  # label-smoothed cross-entropy of the attention decoder
     ctc: Tensor  # 0 when the model has no CTC head
     guided: Tensor  # guided attention loss (unweighted)
     accuracy: float  # teacher-forced token accuracy
 
 
+def prepend_sos(tokens: Tensor) -> Tensor:
+    """tokens (B, U) -> decoder input [SOS y1..yU] (B, 1 + U): what the decoder reads to predict y1..yU EOS."""
+    return torch.cat([tokens.new_full((tokens.size(0), 1), SOS_ID), tokens], dim=1)
+
+
 def decoder_io(tokens: Tensor, token_lens: Tensor) -> tuple[Tensor, Tensor]:
     """tokens (B, U) padded -> decoder input [SOS y1..yU] and target [y1..yU EOS], both (B, U+1)."""
     B = tokens.size(0)
-    sos = torch.full((B, 1), SOS_ID, dtype=tokens.dtype, device=tokens.device)
-    pad = torch.full((B, 1), PAD_ID, dtype=tokens.dtype, device=tokens.device)
-    inputs = torch.cat([sos, tokens], dim=1)
-    targets = torch.cat([tokens, pad], dim=1)
+    inputs = prepend_sos(tokens)
+    targets = torch.cat([tokens, tokens.new_full((B, 1), PAD_ID)], dim=1)
     targets[torch.arange(B), token_lens] = EOS_ID
     valid = lengths_to_mask(token_lens + 1, targets.size(1))
     return inputs, targets.masked_fill(~valid, IGNORE_INDEX)
@@ -66,10 +69,11 @@ class ASRModel(nn.Module):
         # feats: (B, T, F) -> enc: (B, T', D), enc_lens: (B,)
         return self.encoder(feats, feat_lens)
 
-    def decode(
+    def forward_decoder(
         self, enc: Tensor, enc_lens: Tensor, tokens: Tensor, need_attention: bool = False
     ) -> tuple[Tensor, Optional[list[Tensor]]]:
-        # tokens: (B, U) starting with SOS -> logits (B, U, V), cross-attention per layer (B, H, U, T')
+        """One teacher-forced decoder pass over given token sequences (training, plots, each step of a search).
+        tokens: (B, U) starting with SOS -> logits (B, U, V), cross-attention per layer (B, H, U, T')."""
         return self.decoder(enc, enc_lens, tokens, need_attention)
 
     def encoder_frames(self, spans: Tensor, enc_lens: Tensor) -> Tensor:
@@ -103,8 +107,8 @@ class ASRModel(nn.Module):
         if sampling_prob > 0:
             inputs = self._scheduled_sampling_inputs(enc, enc_lens, inputs, targets, sampling_prob)
         need_attention = loss_cfg.guided_weight > 0
-        logits, attn = self.decode(enc, enc_lens, inputs, need_attention=need_attention)
-        att = attention_ce_loss(logits, targets, loss_cfg.label_smoothing)
+        logits, attn = self.forward_decoder(enc, enc_lens, inputs, need_attention=need_attention)
+        attention_ce = attention_ce_loss(logits, targets, loss_cfg.label_smoothing)
         zero = logits.new_zeros(())
         ctc = ctc_loss(self.ctc_log_probs(enc), enc_lens, tokens, token_lens) if self.has_ctc else zero
         guided = (
@@ -117,10 +121,10 @@ class ASRModel(nn.Module):
             else zero
         )
         w = loss_cfg.ctc_weight if self.has_ctc else 0.0
-        loss = (1 - w) * att + w * ctc + loss_cfg.guided_weight * guided
+        loss = (1 - w) * attention_ce + w * ctc + loss_cfg.guided_weight * guided
         valid = targets != IGNORE_INDEX
         accuracy = ((logits.argmax(-1) == targets) & valid).sum().item() / max(valid.sum().item(), 1)
-        return LossOutput(loss, att.detach(), ctc.detach(), guided.detach(), accuracy)
+        return LossOutput(loss, attention_ce.detach(), ctc.detach(), guided.detach(), accuracy)
 
     @torch.no_grad()
     def _scheduled_sampling_inputs(
@@ -132,7 +136,7 @@ class ASRModel(nn.Module):
         with probability `prob`, by the model's own prediction at the previous position.
         Pass 2 (the caller's) trains on these mixed inputs.
         """
-        logits, _ = self.decode(enc, enc_lens, inputs)  # (B, U+1, V)
+        logits, _ = self.forward_decoder(enc, enc_lens, inputs)  # (B, U+1, V)
         predicted = logits.argmax(-1)[:, :-1]  # prediction for input position u+1
         replace = torch.rand(predicted.shape, device=inputs.device) < prob
         replace &= targets[:, 1:] != IGNORE_INDEX  # input position u+1 is a real token
