@@ -1,11 +1,12 @@
 # make install   -> .venv with torch/torchaudio 2.11 (CPU use) and this package (editable, with test extras)
 # make test      -> the whole test suite (installs first if needed)
+# make test-fast -> the fast tier: no browser, training run, TTS engine or live server (tests/conftest.py marks the rest slow)
 # make test-data -> find the tests' FSDD copy, or fetch and verify it once, and say where (tests/data_source.py)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH := torch==2.11.* torchaudio==2.11.*
 
-.PHONY: install test test-data system-deps
+.PHONY: install test test-fast test-data system-deps
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +23,9 @@ system-deps:
 
 test: install
 	$(VENV)/bin/pytest -q
+
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not slow"
 
 # ASR_TEST_DATA (a folder holding fsdd/), else ../shared/data, else the cache
 # (ASR_TEST_CACHE, default ~/.cache/asr-tests) filled from the pinned archive (ASR_TEST_DATA_URL overrides).

@@ -242,9 +242,8 @@ def test_combine_unions_dirs_and_rejects_duplicate_ids(tmp_path, data, capsys):
 
 
 @pytest.mark.parametrize("engine", synth.ENGINES)
-def test_synth_writes_readable_8k_wavs_independent_of_worker_count(tmp_path, engine):
-    if shutil.which(engine) is None:
-        pytest.fail(f"{engine} not installed: run `make system-deps`")
+def test_synth_writes_readable_8k_wavs_independent_of_worker_count(tmp_path, engine, system_program):
+    system_program(engine)
     runs = {}
     for jobs in ("1", "2"):
         data = tmp_path / f"jobs{jobs}"
@@ -264,10 +263,9 @@ def test_synth_writes_readable_8k_wavs_independent_of_worker_count(tmp_path, eng
         assert utt.wav.read_bytes() == same.wav.read_bytes()
 
 
-def test_flite_digits_are_spoken_one_by_one_with_pauses(tmp_path):
+def test_flite_digits_are_spoken_one_by_one_with_pauses(tmp_path, system_program):
     """flite speaks each digit on its own; the digits are joined with FSDD-like pauses."""
-    if shutil.which("flite") is None:
-        pytest.fail("flite not installed: run `make system-deps`")
+    system_program("flite")
     args = synth.parse_args(["--engine", "flite", "--num-utts", "20", "--min-digits", "3"])
     for job in synth.plan_jobs(args, tmp_path):
         assert len(job.gaps) == len(job.words) + 1
