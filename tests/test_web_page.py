@@ -1,9 +1,7 @@
 """The web page in a real headless Chromium: upload a recording, see its transcript and attention."""
 
-import shutil
 import time
 
-import jiwer
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -12,26 +10,25 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from fsdd_audio import connected_digits, expected_text, wav_bytes
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
-
-def chromium_options(tmp_path) -> webdriver.ChromeOptions:
+def start_chromium(system_program, tmp_path, *flags: str) -> webdriver.Chrome:
+    """Headless Chromium (Debian's chromium and chromium-driver) driven by Selenium."""
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = system_program("chromium")
     for flag in (
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1100",
+        "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1100", *flags,
     ):
         options.add_argument(flag)
-    return options
+    driver = webdriver.Chrome(options=options, service=Service(system_program("chromedriver")))
+    driver.set_page_load_timeout(30)
+    return driver
 
 
 @pytest.fixture
-def browser(tmp_path):
-    driver = webdriver.Chrome(options=chromium_options(tmp_path), service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
+def browser(system_program, tmp_path):
+    driver = start_chromium(system_program, tmp_path)
     yield driver
     driver.quit()
 
@@ -58,9 +55,8 @@ def test_upload_shows_transcript_and_draws_attention(live_server, browser, fsdd_
     )
 
     assert not browser.find_element(By.ID, "error").text, transcript
-    assert transcript and transcript != "(nothing recognised)"
     assert "s of audio" in browser.find_element(By.ID, "details").text
-    assert jiwer.wer(expected_text("3907"), transcript) <= 0.25, transcript
+    assert transcript == expected_text("3907")  # george's held-out takes: the shipped model gets them right
     assert browser.execute_script(DRAWN_FRACTION) > 0.5  # the matrix fills most of the canvas
     browser.save_screenshot(str(tmp_path / "page.png"))
 
@@ -75,15 +71,15 @@ def test_a_bad_file_shows_the_servers_message(live_server, browser, tmp_path):
     assert browser.find_element(By.ID, "result").get_attribute("hidden") is not None
 
 
-def test_microphone_recording_is_sent_as_wav_and_transcribed(live_server, fsdd_dir, tmp_path):
-    """Chromium's fake capture device plays a real recording into getUserMedia."""
+def test_microphone_recording_is_sent_as_wav_and_transcribed(live_server, system_program, fsdd_dir, tmp_path):
+    """Chromium's fake capture device plays a real recording into getUserMedia, once (%noloop:
+    looped, the 2 s recorded would hold "six four six")."""
     wav = tmp_path / "mic.wav"
     wav.write_bytes(wav_bytes(connected_digits(fsdd_dir, "64", "george")[0]))
-    options = chromium_options(tmp_path)
-    for flag in ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-audio-capture={wav}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver = start_chromium(
+        system_program, tmp_path, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}%noloop",
+    )
     try:
         driver.get(live_server.url + "/")
         record = driver.find_element(By.ID, "record")
@@ -97,6 +93,6 @@ def test_microphone_recording_is_sent_as_wav_and_transcribed(live_server, fsdd_d
         assert not driver.find_element(By.ID, "error").text
         seconds = float(driver.find_element(By.ID, "details").text.split(" s of audio")[0])
         assert 1.0 < seconds < 4.0  # what was recorded, decoded by the server
-        assert driver.find_element(By.ID, "transcript").text.strip()
+        assert driver.find_element(By.ID, "transcript").text == expected_text("64")
     finally:
         driver.quit()
