@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from asr.model import PRETRAINED_DIR
 from asr.tokenizer import (
     BLANK_ID,
     EOS_ID,
@@ -23,8 +24,22 @@ def tok(request):
     return Tokenizer.train(request.param, TEXTS, vocab_size=30)
 
 
-def test_special_ids_are_fixed():
-    assert (PAD_ID, BLANK_ID, UNK_ID, SOS_ID, EOS_ID) == (0, 1, 2, 3, 4)
+def test_special_ids_are_distinct_and_mean_the_same_after_save_and_load(tok, tmp_path):
+    ids = {"<pad>": PAD_ID, "<blank>": BLANK_ID, "<unk>": UNK_ID, "<sos>": SOS_ID, "<eos>": EOS_ID}
+    assert len(set(ids.values())) == len(ids) == len(SPECIAL_TOKENS)
+    tok.save(tmp_path)
+    loaded = Tokenizer.load(tmp_path)
+    assert {loaded.id_to_token(i): i for i in ids.values()} == ids
+    assert loaded.decode([SOS_ID, *loaded.encode("five"), EOS_ID, PAD_ID]) == "five"
+
+
+def test_shipped_model_was_trained_with_these_special_ids():
+    """Renumbering the constants would silently break every trained model: its embedding rows
+    and CTC blank are where these ids were when it was trained."""
+    shipped = Tokenizer.load(PRETRAINED_DIR)
+    assert [shipped.id_to_token(i) for i in (PAD_ID, BLANK_ID, UNK_ID, SOS_ID, EOS_ID)] == [
+        "<pad>", "<blank>", "<unk>", "<sos>", "<eos>",
+    ]
 
 
 def test_specials_line_up_in_every_kind(tok):
