@@ -36,7 +36,18 @@ def test_resamples_8k_to_16k_with_double_length(wav_path, pcm):
     wave = load_audio(wav_path)
     assert wave.dtype == np.float32 and wave.ndim == 1
     assert len(wave) == 2 * len(pcm)
-    assert SAMPLE_RATE == 16000
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100])
+def test_audio_at_any_rate_comes_out_at_sample_rate_with_its_duration_and_pitch(tmp_path, rate):
+    seconds, hz = 0.5, 440.0
+    t = np.arange(int(seconds * rate)) / rate
+    path = tmp_path / "tone.wav"
+    sf.write(path, 0.5 * np.sin(2 * np.pi * hz * t), rate, subtype="PCM_16")
+    wave = load_audio(path)
+    assert len(wave) == seconds * SAMPLE_RATE
+    spectrum = np.abs(np.fft.rfft(wave))
+    assert np.fft.rfftfreq(len(wave), 1 / SAMPLE_RATE)[spectrum.argmax()] == pytest.approx(hz, abs=2.5)
 
 
 def test_int16_is_scaled_to_unit_range(wav_path, pcm):
