@@ -1,8 +1,10 @@
-"""`asr` command line: exit codes and messages on good and bad input."""
+"""`asr` command line: what it prints for good input; exit status 2 and one line for bad input.
+Most tests call main() in this process; one runs the real command."""
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
@@ -14,6 +16,8 @@ from asr.config import ExperimentConfig, ModelConfig
 from asr.decoding import MAX_BEAM_SIZE
 from asr.model import ASRModel, save_model_dir
 from asr.tokenizer import Tokenizer
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def asr(*args, timeout=120):
@@ -64,66 +68,97 @@ def tiny_model(tmp_path_factory):
     return save_model_dir(tmp_path_factory.mktemp("m") / "tiny", model, tok, cfg)
 
 
-def test_transcribe_json(tiny_model, wav_path):
-    r = asr("transcribe", wav_path, "--model", tiny_model, "--json", "--decoder", "greedy")
-    assert r.returncode == 0, r.stderr
-    record = json.loads(r.stdout)
-    assert record["file"] == str(wav_path) and {"text", "segments", "confidence", "duration"} <= record.keys()
+def test_transcribe_json_says_what_was_said_and_when(capsys):
+    """The README's examples with the shipped model: one JSON line per file, in order."""
+    files = [EXAMPLES / "nicolas_2718.wav", EXAMPLES / "theo_31415.wav"]
+    run = asr_in_process(capsys, "transcribe", *files, "--json", "--timestamps")
+    assert run.status == 0, run.err
+    records = [json.loads(line) for line in run.out.splitlines()]
+    assert [rec["file"] for rec in records] == [str(f) for f in files]
+    # theo is the held-out speaker: the README shows this error ("three one four one five" said)
+    assert [rec["text"] for rec in records] == ["two seven one eight", "three four four one five"]
+    for rec, path in zip(records, files):
+        duration = sf.info(path).duration
+        assert rec["duration"] == pytest.approx(duration, abs=1e-3)
+        assert [s["text"] for s in rec["segments"]] == [rec["text"]]  # short audio: one segment, all of it
+        assert rec["segments"][0]["start"] == 0.0 and rec["segments"][0]["end"] == pytest.approx(duration, abs=1e-3)
+        assert 0.5 < rec["confidence"] <= 1.0
+        assert [w["word"] for w in rec["words"]] == rec["text"].split() and rec["timing_source"] == "ctc"
+        times = [t for w in rec["words"] for t in (w["start"], w["end"])]
+        assert times == sorted(times) and 0.0 < times[0] and times[-1] < duration
 
 
 @pytest.mark.parametrize("content", [b"", b"RIFF\x00\x00\x00\x00WAVEfmt garbage", bytes(range(256)) * 10])
-def test_transcribe_bad_audio_exits_2(tiny_model, tmp_path, content):
+def test_transcribe_bad_audio_exits_2(capsys, tiny_model, tmp_path, content):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(content)
-    r = asr("transcribe", bad, "--model", tiny_model)
-    assert r.returncode == 2
-    assert "bad.wav" in r.stderr and "Traceback" not in r.stderr
+    line = one_error_line(asr_in_process(capsys, "transcribe", bad, "--model", tiny_model))
+    assert line.startswith(f"error: {bad}: ")
 
 
 def test_transcribe_missing_file_exits_2(tiny_model, tmp_path):
+    """In a real process: main()'s status is the exit status."""
     r = asr("transcribe", tmp_path / "nope.wav", "--model", tiny_model)
-    assert r.returncode == 2 and "nope.wav" in r.stderr
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == f"error: audio file not found: {tmp_path / 'nope.wav'}\n"
 
 
-def test_not_a_model_dir_exits_2(tmp_path, wav_path):
-    r = asr("transcribe", wav_path, "--model", tmp_path)
-    assert r.returncode == 2 and "not a model directory" in r.stderr
+def test_not_a_model_dir_exits_2(capsys, tmp_path, wav_path):
+    line = one_error_line(asr_in_process(capsys, "transcribe", wav_path, "--model", tmp_path))
+    assert str(tmp_path) in line and "not a model directory" in line
 
 
-def test_train_rejects_unknown_config_key(tmp_path):
+def test_train_rejects_unknown_config_key(capsys, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("model:\n  d_modle: 10\n")
-    r = asr("train", cfg)
-    assert r.returncode == 2 and "d_modle" in r.stderr and "Traceback" not in r.stderr
+    assert "d_modle" in one_error_line(asr_in_process(capsys, "train", cfg))
 
 
-def test_decode_missing_data_exits_2(tiny_model, tmp_path):
-    r = asr("decode", "--data", tmp_path / "nothing", "--out", tmp_path / "hyp", "--model", tiny_model)
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+def test_decode_missing_data_exits_2(capsys, tiny_model, tmp_path):
+    run = asr_in_process(capsys, "decode", "--data", tmp_path / "nothing", "--out", tmp_path / "hyp",
+                         "--model", tiny_model)
+    assert str(tmp_path / "nothing") in one_error_line(run)
+    assert not (tmp_path / "hyp").exists()
 
 
-def test_decode_writes_one_line_per_utterance(tiny_model, tmp_path, fsdd_dir):
+def test_decode_writes_each_utterances_transcript(capsys, tmp_path, fsdd_dir):
     data = tmp_path / "data"
     data.mkdir()
     (data / "wav.scp").write_text("".join(f"u{d} {fsdd_dir}/recordings/{d}_theo_0.wav\n" for d in range(3)))
-    r = asr("decode", "--data", data, "--out", tmp_path / "hyp", "--model", tiny_model, "--decoder", "greedy")
-    assert r.returncode == 0, r.stderr
-    lines = (tmp_path / "hyp").read_text().splitlines()
-    assert [line.split()[0] for line in lines] == ["u0", "u1", "u2"]
+    args = ["--out", tmp_path / "hyp", "--batch-size", 2, "--vtln-warps", 1]
+    run = asr_in_process(capsys, "decode", "--data", data, *args)
+    assert run.status == 0, run.err
+    assert (tmp_path / "hyp").read_text() == "u0 zero\nu1 one\nu2 two\n"  # the shipped model
+    assert f"wrote 3 hypotheses to {tmp_path / 'hyp'}" in run.err
 
 
-def test_bad_vtln_warps_exit_2(tiny_model, wav_path, tmp_path):
-    r = asr("transcribe", wav_path, "--model", tiny_model, "--vtln-warps", "0.9,x")
-    assert r.returncode == 2 and "--vtln-warps" in r.stderr and "Traceback" not in r.stderr
+@pytest.mark.parametrize("warps, message", [("0.9,x", "expected comma-separated numbers"), ("2", "[0.5, 1.5]")])
+def test_bad_vtln_warps_exit_2(capsys, tiny_model, wav_path, warps, message):
+    run = asr_in_process(capsys, "transcribe", wav_path, "--model", tiny_model, "--vtln-warps", warps)
+    assert message in refused_argument(run, "transcribe", "--vtln-warps")
+
+
+def test_config_without_vtln_warps_exits_2(capsys, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("inference:\n  vtln_warps: []\n")
-    r = asr("train", cfg)
-    assert r.returncode == 2 and "vtln_warps" in r.stderr and "Traceback" not in r.stderr
+    assert "inference.vtln_warps: need one or more warps" in one_error_line(asr_in_process(capsys, "train", cfg))
 
 
-def test_transcribe_with_vtln_warps(tiny_model, wav_path):
-    r = asr("transcribe", wav_path, "--model", tiny_model, "--decoder", "greedy", "--vtln-warps", "0.9,1,1.1")
-    assert r.returncode == 0, r.stderr
+def test_vtln_warps_keep_the_result_of_the_best_scoring_warp(capsys):
+    """Greedy search: confidence = exp(length-normalised score), so the result kept from several
+    warps is the one warp whose confidence is highest; the shipped model's own 5 warps are not used."""
+    def transcribe(warps: str) -> dict:
+        run = asr_in_process(capsys, "transcribe", EXAMPLES / "theo_31415.wav", "--json", "--decoder", "greedy",
+                             "--length-penalty", 1, "--vtln-warps", warps)
+        assert run.status == 0, run.err
+        return json.loads(run.out)
+
+    alone = {w: transcribe(w) for w in ("1.1", "0.9")}
+    assert alone["1.1"]["confidence"] != alone["0.9"]["confidence"]  # each warp gives the model other features
+    best = max(alone.values(), key=lambda r: r["confidence"])
+    assert best is alone["0.9"]  # so keeping the first warp given would fail below
+    together = transcribe("1.1,0.9")
+    assert (together["text"], together["confidence"]) == (best["text"], pytest.approx(best["confidence"], rel=1e-6))
 
 
 # ------------------------------------------------------------------ user mistakes: exit 2, one line
