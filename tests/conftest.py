@@ -33,7 +33,9 @@ SLOW_FILES = {"test_web_page.py": "a real browser against a live server"}
 SLOW_TESTS = {  # file -> tests in it
     "test_train.py": {"test_overfits_real_utterances_to_zero_wer", "test_resume_after_kill_is_exact"},
 }
-SYSTEM_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver", "espeak-ng": "espeak-ng", "flite": "flite"}
+SYSTEM_PACKAGES = {  # program -> Debian package (`make system-deps` installs them all)
+    "chromium": "chromium", "chromedriver": "chromium-driver", "espeak-ng": "espeak-ng", "flite": "flite",
+}
 
 
 def pytest_collection_modifyitems(config, items):
