@@ -102,5 +102,10 @@ def load_and_warm_up(settings: Settings) -> Transcriber:
 def serve(host: str = "127.0.0.1", port: int = 8000, model_dir: Union[str, Path, None] = None) -> None:
     """Run the service with uvicorn; `ASR_*` environment variables set the rest (server/settings.py)."""
     overrides = {} if model_dir is None else {"model_dir": Path(model_dir)}
-    settings = Settings(**overrides)
-    uvicorn.Server(uvicorn_config(create_app(settings), settings, host=host, port=port)).run()
+    uvicorn_server(Settings(**overrides), host=host, port=port).run()
+
+
+def uvicorn_server(settings: Settings, **options) -> uvicorn.Server:
+    """The service under uvicorn with the connection limits of `settings`; `options` (host, port,
+    log_level, ...) go to uvicorn.Config. `serve` and the tests' live server run this."""
+    return uvicorn.Server(uvicorn_config(create_app(settings), settings, **options))

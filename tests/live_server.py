@@ -1,8 +1,8 @@
 """Run the real service in a uvicorn subprocess on a free loopback port, for tests and benchmarks.
 
 The test binds the socket (port 0: the kernel picks a free one) and hands it to the child,
-so there is no race for the port between choosing and listening. The child runs under the
-uvicorn configuration `asr serve` uses (server/connections.py: connection limits included).
+so there is no race for the port between choosing and listening. The child runs the server
+`asr serve` runs (server.app.uvicorn_server: uvicorn's connection limits included).
 Its address space is capped, so that a runaway allocation fails in the server instead of
 exhausting the machine.
 """
@@ -24,14 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 MEMORY_CAP = 8 * 2**30  # bytes of address space; an idle server maps about 3.5 GiB
 
 LAUNCH = """
-import socket, sys, uvicorn
+import socket, sys
 exec(sys.argv[2])
-from server.app import create_app
-from server.connections import uvicorn_config
+from server.app import uvicorn_server
 from server.settings import Settings
 sock = socket.socket(fileno=int(sys.argv[1]))
-settings = Settings()
-uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level="warning")).run(sockets=[sock])
+uvicorn_server(Settings(), log_level="warning").run(sockets=[sock])
 """
 
 
