@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Optional
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from asr.config import VTLN_WARP_RANGE
+from asr.config import check_vtln_warps
 
 
 class Settings(BaseSettings):
@@ -20,8 +20,8 @@ class Settings(BaseSettings):
     device: str = "cpu"
     torch_threads: int = Field(0, ge=0)  # torch intra-op threads; 0 keeps torch's default
     # test-time VTLN warps, e.g. [1.0] (JSON) for one decode per request: faster, a little less accurate;
-    # None keeps the model's inference.vtln_warps
-    vtln_warps: Optional[tuple[Annotated[float, Field(ge=VTLN_WARP_RANGE[0], le=VTLN_WARP_RANGE[1])], ...]] = Field(None, min_length=1)
+    # None keeps the model's inference.vtln_warps; checked by asr.config.check_vtln_warps, as in the config and the CLI
+    vtln_warps: Optional[tuple[float, ...]] = None
     api_key: Optional[SecretStr] = None  # if set, transcription routes need `Authorization: Bearer <key>`
 
     # What one upload may cost. Each limit is checked before the work it bounds (server/guard.py,
@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     max_header_kb: int = Field(64, ge=1)
     keep_alive_s: int = Field(5, ge=1)  # an idle keep-alive connection is closed after this
     max_connections: int = Field(256, ge=1)  # connections or requests at once; above it uvicorn answers 503
+
+    @field_validator("vtln_warps")
+    @classmethod
+    def _one_check_of_vtln_warps(cls, warps: Optional[tuple[float, ...]]) -> Optional[tuple[float, ...]]:
+        return None if warps is None else check_vtln_warps(warps, "ASR_VTLN_WARPS")
 
     @property
     def max_upload_bytes(self) -> int:

@@ -15,7 +15,7 @@ def test_vtln_warps_setting_overrides_the_models_own(monkeypatch):
     assert load_and_warm_up(Settings()).vtln_warps == (1.0,)
 
 
-@pytest.mark.parametrize("value", ["[]", "[2.0]", "1.0,x"])
+@pytest.mark.parametrize("value", ["[]", "[2.0]", "[NaN]", "1.0,x"])
 def test_bad_vtln_warps_are_refused(monkeypatch, value):
     monkeypatch.setenv("ASR_VTLN_WARPS", value)
     with pytest.raises(ValidationError, match="vtln_warps"):
