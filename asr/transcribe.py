@@ -97,7 +97,7 @@ class Transcriber:
         """The model's default search with the given fields changed: the one way the CLI, the
         service and the recipes build decoding options. CTC weight defaults to the model's for
         beam search and is 0 otherwise. ValueError says what is wrong or what this model cannot do."""
-        method = method or self.default_options.method
+        method = {"ctc": "ctc_greedy"}.get(method, method) or self.default_options.method  # "ctc": the service's name
         if method not in self.methods:
             raise ValueError(f"model {self.model_name} cannot decode with {method!r}; it offers {', '.join(self.methods)}")
         if ctc_weight is None:

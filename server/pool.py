@@ -123,7 +123,7 @@ class InferencePool:
 
     def _batchable(self, job: Job) -> bool:
         """Audio longer than one segment is decoded on its own, not to hold short requests back."""
-        max_seconds = self.transcriber.segment_cfg.max_seconds
+        max_seconds = self.transcriber.max_piece_seconds
         return len(job.wave) <= max_seconds * self.transcriber.sample_rate
 
     async def _execute(self, batch: list[Job], free_workers: asyncio.Semaphore) -> None:

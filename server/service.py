@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Optional
 
@@ -20,8 +20,6 @@ from server.metrics import Metrics
 from server.pool import InferencePool
 from server.schemas import Decoder
 from server.settings import Settings
-
-METHODS = {"beam": "beam", "greedy": "greedy", "ctc": "ctc_greedy"}
 
 
 @dataclass
@@ -65,13 +63,10 @@ async def transcribe_upload(
     refuse_repeated_fields(await request.form())  # parsed already: FastAPI keeps it on the request
     state = service_state(request)
     transcriber = state.transcriber
-    opts = transcriber.default_options
-    if decoder is not None:
-        if decoder == "ctc" and not transcriber.model.has_ctc:
-            raise ApiError(400, f"model {transcriber.model_name} has no CTC head; use decoder=beam or greedy")
-        opts = replace(opts, method=METHODS[decoder])
-    if beam_size is not None:
-        opts = replace(opts, beam_size=beam_size)
+    try:
+        opts = transcriber.options(decoder, beam_size)
+    except ValueError as exc:  # e.g. decoder=ctc for a model without a CTC head
+        raise ApiError(400, str(exc)) from None
     data = await upload.read()
     start = time.perf_counter()
     wave = await decode(state, data)

@@ -137,3 +137,8 @@ def test_decode_manifest_keeps_order_across_batches(transcriber, fsdd_dir, tmp_p
     pairs = list(transcriber.decode_manifest(utts, opts, batch_size=2))
     assert [u.id for u, _ in pairs] == [u.id for u in utts]
     assert [r.text for _, r in pairs] == [r.text for r in transcriber.transcribe_batch([u.audio for u in utts], opts)]
+
+
+def test_options_take_the_services_short_name_for_ctc(transcriber):
+    assert transcriber.options("ctc") == transcriber.options("ctc_greedy")
+    assert transcriber.options("ctc").method == "ctc_greedy"
