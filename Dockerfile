@@ -26,4 +26,5 @@ WORKDIR /home/asr
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/ready', timeout=4)"]
-CMD ["uvicorn", "server.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"]
+# asr serve applies the connection limits (header size and deadline, body timeout, keep-alive).
+CMD ["asr", "serve", "--host", "0.0.0.0", "--port", "8000"]
