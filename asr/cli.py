@@ -14,10 +14,9 @@ from typing import Callable, Iterator, Optional, Sequence, TextIO
 import yaml
 
 from asr.audio import AudioError
-from asr.config import VTLN_WARP_RANGE, ConfigError, resolve_device, yaml_problem
+from asr.config import ConfigError, check_vtln_warps, resolve_device, yaml_problem
 from asr.data import ManifestError
 from asr.decoding import MAX_BEAM_SIZE, METHODS, DecodeOptions
-from asr.evaluate import add_wer_arguments, run_wer
 
 
 class UsageError(Exception):
@@ -83,10 +82,10 @@ def warp_list(text: str) -> tuple[float, ...]:
         warps = tuple(float(w) for w in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    low, high = VTLN_WARP_RANGE
-    if not all(low <= w <= high for w in warps):
-        raise argparse.ArgumentTypeError(f"warps must lie in [{low}, {high}], got {text!r}")
-    return warps
+    try:
+        return check_vtln_warps(warps, "warps")
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def decode_options(args: argparse.Namespace, transcriber) -> DecodeOptions:
@@ -122,7 +121,8 @@ def cmd_train_no_speech(args: argparse.Namespace) -> int:
     cfg = NoSpeechTraining(seed=args.seed)
     if args.examples is not None:
         cfg = replace(cfg, examples=args.examples)
-    figures = train_no_speech_head(args.model, load_manifest(args.speech), args.out or args.model, cfg)
+    speech = [u for data in args.speech for u in load_manifest(data)]
+    figures = train_no_speech_head(args.model, speech, args.out or args.model, cfg)
     print(json.dumps(figures))
     return 0
 
@@ -190,6 +190,22 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wer(args: argparse.Namespace) -> int:
+    from asr.evaluate import Normalizer, ScoringError, TranscriptError, format_report, load_transcripts, score
+
+    normalizer = Normalizer(
+        lowercase=not args.no_lowercase, remove_punctuation=not args.keep_punctuation, drop_tokens=tuple(args.ignore)
+    )
+    try:
+        refs, hyps = load_transcripts(args.ref), load_transcripts(args.hyp)
+        report = score(refs, hyps, normalizer, allow_missing=args.allow_missing)
+    except (TranscriptError, ScoringError) as e:
+        print(f"asr wer: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) if args.json else format_report(report, args.worst))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from server.app import serve
 
@@ -208,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-no-speech", help="add a no-speech head to a trained model (only the head learns)")
     p.add_argument("model", help="model directory")
-    p.add_argument("--speech", required=True, help="training speech: Kaldi data dir or JSONL manifest")
+    p.add_argument("--speech", required=True, nargs="+", help="training speech: Kaldi data dirs or JSONL manifests")
     p.add_argument("--out", default=None, help="model directory to write (default: replace MODEL)")
     p.add_argument("--examples", type=int_in_range(1), default=None, help="examples of each class (default: NoSpeechTraining's)")
     p.add_argument("--seed", type=int, default=0)
@@ -230,8 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("wer", help="score hypotheses against references (WER, CER, S/D/I, alignments)")
-    add_wer_arguments(p)
-    p.set_defaults(func=run_wer)
+    p.add_argument("ref", help="reference transcripts: Kaldi text file, Kaldi data dir, or JSONL")
+    p.add_argument("hyp", help="hypothesis transcripts, same formats")
+    p.add_argument("--json", action="store_true", help="print one JSON object (summary + per utterance)")
+    p.add_argument("--worst", type=int_in_range(0), default=10, metavar="N",
+                   help="show alignments of the N utterances with the most errors (default 10)")
+    p.add_argument("--no-lowercase", action="store_true", help="score case-sensitively")
+    p.add_argument("--keep-punctuation", action="store_true", help="do not strip punctuation")
+    p.add_argument("--ignore", nargs="+", action="extend", default=[], metavar="TOKEN",
+                   help="tokens to drop before scoring, e.g. '<unk>' or fillers (repeatable; put after REF HYP)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="score references without a hypothesis as empty hypotheses instead of failing")
+    p.set_defaults(func=cmd_wer)
 
     p = sub.add_parser("serve", help="run the transcription web service (uvicorn)")
     p.add_argument("--host", default="127.0.0.1")

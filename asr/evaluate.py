@@ -15,10 +15,8 @@ this module reads transcript files, normalises text, and reports. Conventions:
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -388,53 +386,3 @@ def format_report(report: WerReport, worst: int) -> str:
         blocks += [format_alignment(utt) for utt in worst_utts]
     return "\n\n".join(blocks)
 
-
-# ------------------------------------------------------------------------ `asr wer`
-
-
-def add_wer_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `asr wer REF HYP ...`; `run_wer` takes the parsed namespace."""
-    parser.add_argument("ref", help="reference transcripts: Kaldi text file, Kaldi data dir, or JSONL")
-    parser.add_argument("hyp", help="hypothesis transcripts, same formats")
-    parser.add_argument("--json", action="store_true", help="print one JSON object (summary + per utterance)")
-    parser.add_argument(
-        "--worst", type=_non_negative_int, default=10, metavar="N",
-        help="show alignments of the N utterances with the most errors (default 10)",
-    )
-    parser.add_argument("--no-lowercase", action="store_true", help="score case-sensitively")
-    parser.add_argument("--keep-punctuation", action="store_true", help="do not strip punctuation")
-    parser.add_argument(
-        "--ignore", nargs="+", action="extend", default=[], metavar="TOKEN",
-        help="tokens to drop before scoring, e.g. '<unk>' or fillers (repeatable; put after REF HYP)",
-    )
-    parser.add_argument(
-        "--allow-missing", action="store_true",
-        help="score references without a hypothesis as empty hypotheses instead of failing",
-    )
-
-
-def run_wer(args: argparse.Namespace) -> int:
-    """Run `asr wer`: 0 on success, 2 on bad input (message on stderr)."""
-    normalizer = Normalizer(
-        lowercase=not args.no_lowercase,
-        remove_punctuation=not args.keep_punctuation,
-        drop_tokens=tuple(args.ignore),
-    )
-    try:
-        refs = load_transcripts(args.ref)
-        hyps = load_transcripts(args.hyp)
-        report = score(refs, hyps, normalizer, allow_missing=args.allow_missing)
-    except (TranscriptError, ScoringError) as err:
-        print(f"asr wer: error: {err}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
-    else:
-        print(format_report(report, args.worst))
-    return 0
-
-
-def _non_negative_int(value: str) -> int:
-    if not value.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}")
-    return int(value)

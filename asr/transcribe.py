@@ -74,11 +74,11 @@ class Transcriber:
         self.device = torch.device(device)
         self.sample_rate = cfg.features.sample_rate
         self.frame_seconds = cfg.features.frame_shift_ms / 1000 * model.subsampling_factor
-        inf = cfg.inference
-        self.segment_cfg = SegmentConfig(max_seconds=inf.max_segment_seconds, min_seconds=inf.min_segment_seconds)
+        inference = cfg.inference
+        self.segment_cfg = SegmentConfig(max_seconds=inference.max_segment_seconds, min_seconds=inference.min_segment_seconds)
         # The search the model was tuned for; callers change it through options().
-        self.default_options = DecodeOptions(ctc_weight=inf.ctc_weight if model.has_ctc else 0.0)
-        self.vtln_warps = inf.vtln_warps
+        self.default_options = DecodeOptions(ctc_weight=inference.ctc_weight if model.has_ctc else 0.0)
+        self.vtln_warps = inference.vtln_warps
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -146,17 +146,17 @@ class Transcriber:
         pieces = [(w, p) for w, wave in enumerate(waves) for p in split_long_audio(wave, self.sample_rate, self.segment_cfg)]
         chunks = [torch.from_numpy(waves[w][p.start : p.end]) for w, p in pieces]  # each (N,)
         frames = [num_frames(c.numel(), self.cfg.features) for c in chunks]
-        inf = self.cfg.inference
+        inference = self.cfg.inference
         encoder_frames = self.model.encoder.subsampling.output_lengths(torch.tensor(frames)).tolist()
         # Decoded: pieces that give the encoder a frame (a tail of a few ms does not) and are not near-silent.
         audible = [
             i for i, c in enumerate(chunks)
-            if encoder_frames[i] > 0 and peak_level_db(c.numpy(), self.sample_rate) >= inf.min_speech_dbfs
+            if encoder_frames[i] > 0 and peak_level_db(c.numpy(), self.sample_rate) >= inference.min_speech_dbfs
         ]
         hyps: list[Optional[Hypothesis]] = [None] * len(pieces)
         no_speech = [1.0] * len(pieces)  # P(no speech), mean over warps; inaudible pieces keep 1
         ctc_log_probs: list[Optional[torch.Tensor]] = [None] * len(pieces)  # (T', V) per piece, for word times
-        max_frames = int(inf.max_batch_seconds * 1000 / self.cfg.features.frame_shift_ms)
+        max_frames = int(inference.max_batch_seconds * 1000 / self.cfg.features.frame_shift_ms)
         for batch in batch_pieces([frames[i] for i in audible], max_frames):
             idx = [audible[b] for b in batch]
             lens = torch.tensor([frames[i] for i in idx])
@@ -178,7 +178,7 @@ class Transcriber:
                         if log_probs is not None:
                             ctc_log_probs[i] = log_probs[j, : int(enc_lens[j])]  # (B, T', V) row, unpadded
         for i, p in enumerate(no_speech):
-            if hyps[i] is None or p > inf.no_speech_threshold:
+            if hyps[i] is None or p > inference.no_speech_threshold:
                 hyps[i], ctc_log_probs[i] = Hypothesis(tokens=[], score=0.0, confidence=p), None
         by_wave: list[list] = [[] for _ in waves]  # the pieces of each input, in order
         for (w, piece), hyp, log_probs, p in zip(pieces, hyps, ctc_log_probs, no_speech):

@@ -16,6 +16,7 @@ from asr.config import ExperimentConfig, ModelConfig
 from asr.decoding import MAX_BEAM_SIZE
 from asr.model import ASRModel, save_model_dir
 from asr.tokenizer import Tokenizer
+from test_evaluate import HYPS, REFS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -282,3 +283,104 @@ def test_decode_out_that_cannot_be_written(capsys, tiny_model, tmp_path, wav_pat
     (tmp_path / "file").write_text("")
     run = asr_in_process(capsys, "decode", "--data", data, "--out", tmp_path / "file" / "hyp", "--model", tiny_model)
     assert f"cannot write {tmp_path / 'file' / 'hyp'}" in one_error_line(run)
+
+
+# ---------------------------------------------------------------- asr wer
+
+
+@pytest.fixture
+def transcript_files(tmp_path):
+    ref, hyp = tmp_path / "ref.txt", tmp_path / "hyp.jsonl"
+    ref.write_text("".join(f"{k} {v}\n" for k, v in REFS.items()), encoding="utf-8")
+    hyp.write_text("".join(json.dumps({"id": k, "text": v}) + "\n" for k, v in HYPS.items()), encoding="utf-8")
+    return ref, hyp
+
+
+def wer_main(argv: list[str]) -> int:
+    return main(["wer", *argv])
+
+
+def test_cli_text_report(transcript_files, capsys):
+    ref, hyp = transcript_files
+    assert wer_main([str(ref), str(hyp)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "%WER 27.27 [ 3 / 11, 1 ins, 1 del, 1 sub ]\n"
+        "%CER 21.74 [ 10 / 46 ]\n"
+        "%SER 66.67 [ 2 / 3 ]\n"
+        "Utterances: 3, reference words: 11\n"
+    )
+    assert out.index("id: (u1)") < out.index("id: (u2)")
+    assert "id: (u3)" not in out
+    assert "HYP:  the cat SIT on *** mat" in out
+
+
+def test_cli_worst_limits_alignments(transcript_files, capsys):
+    ref, hyp = transcript_files
+    assert wer_main([str(ref), str(hyp), "--worst", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "id: (u1)" in out and "id: (u2)" not in out
+    assert wer_main([str(ref), str(hyp), "--worst", "0"]) == 0
+    assert "REF:" not in capsys.readouterr().out
+
+
+def test_cli_json(transcript_files, capsys):
+    ref, hyp = transcript_files
+    assert wer_main(["--json", str(ref), str(hyp)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["summary"]["wer"] == pytest.approx(3 / 11)
+    assert result["summary"]["ser"] == pytest.approx(2 / 3)
+    assert [u["id"] for u in result["utterances"]] == ["u1", "u2", "u3"]
+    assert result["utterances"][0]["alignment"][4] == {"op": "D", "ref": "the", "hyp": None}
+
+
+def test_cli_normalisation_flags(tmp_path, capsys):
+    ref, hyp = tmp_path / "ref", tmp_path / "hyp"
+    ref.write_text("a Hello, world\n", encoding="utf-8")
+    hyp.write_text("a uh hello <unk> world\n", encoding="utf-8")
+    assert wer_main([str(ref), str(hyp), "--ignore", "uh", "--ignore", "<unk>"]) == 0
+    assert capsys.readouterr().out.startswith("%WER 0.00 ")
+    for flag in ("--no-lowercase", "--keep-punctuation"):  # each alone makes "Hello," differ
+        assert wer_main([str(ref), str(hyp), flag, "--ignore", "uh", "<unk>"]) == 0
+        assert capsys.readouterr().out.startswith("%WER 50.00 [ 1 / 2, 0 ins, 0 del, 1 sub ]")
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda ref, hyp: hyp.unlink(), "no such file"),
+        (lambda ref, hyp: hyp.write_text('{"id": "u1", "text": "x"}\nnot json\n'), "hyp.jsonl:2: invalid JSON"),
+        (lambda ref, hyp: hyp.write_text('{"id": "u1", "text": "x"}\n'), "2 of 3 reference ids have no hypothesis"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_message(transcript_files, capsys, setup, message):
+    ref, hyp = transcript_files
+    setup(ref, hyp)
+    assert wer_main([str(ref), str(hyp)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in captured.err and "Traceback" not in captured.err
+
+
+def test_cli_allow_missing(transcript_files, capsys):
+    ref, hyp = transcript_files
+    hyp.write_text('{"id": "u3", "text": "hello world"}\n', encoding="utf-8")
+    assert wer_main([str(ref), str(hyp), "--allow-missing"]) == 0
+    assert capsys.readouterr().out.startswith("%WER 81.82 [ 9 / 11, 0 ins, 9 del, 0 sub ]")
+
+
+def test_asr_cli_wer_subprocess(transcript_files, tmp_path):
+    ref, hyp = transcript_files
+    done = asr("wer", ref, hyp, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["summary"]["errors"] == 3
+    done = asr("wer", ref, tmp_path / "nope")
+    assert done.returncode == 2
+    assert "no such file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cli_worst_must_be_a_whole_number(transcript_files, capsys):
+    ref, hyp = transcript_files
+    for bad in ("-1", "x", "1.5"):
+        line = refused_argument(asr_in_process(capsys, "wer", ref, hyp, "--worst", bad), "wer", "--worst")
+        assert line.endswith(f"expected a whole number >= 0, got {bad!r}")
