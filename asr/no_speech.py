@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
+import librosa
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -107,12 +108,13 @@ def non_speech(
 
 @dataclass(frozen=True)
 class NoSpeechTraining:
-    examples: int = 3000  # of each class
+    examples: int = 4000  # of each class
     max_seconds: float = 12.0  # longest negative, and longest padded positive
     level_dbfs: tuple[float, float] = (-90.0, -10.0)  # negatives' RMS level
     speech_gain_db: tuple[float, float] = (-30.0, 10.0)
     speech_snr_db: tuple[float, float] = (5.0, 40.0)  # noise added to half of the positives
-    epochs: int = 8
+    babble_share: float = 0.25  # of the negatives: reversed babble is the hardest kind to tell from speech
+    epochs: int = 15
     batch_size: int = 64
     lr: float = 2e-3
     valid_fraction: float = 0.1
@@ -121,7 +123,10 @@ class NoSpeechTraining:
 
 def _speech_example(wave: np.ndarray, cfg: NoSpeechTraining, sample_rate: int, rng: np.random.Generator,
                     sources: Sequence[np.ndarray]) -> np.ndarray:
-    """A speech utterance as a user might send it: any level, maybe noisy, maybe inside non-speech."""
+    """A speech utterance as a user might send it: cut tight to the voice or not, any level, maybe
+    noisy, maybe inside non-speech."""
+    if rng.random() < 0.3:  # training utterances have pauses around them; a user's file may have none
+        wave = librosa.effects.trim(wave, top_db=rng.uniform(20.0, 40.0))[0]
     wave = wave * 10 ** (rng.uniform(*cfg.speech_gain_db) / 20)
     speech_db = 10 * math.log10(np.mean(wave**2) + 1e-12)
     if rng.random() < 0.5:
@@ -176,16 +181,20 @@ def train_no_speech_head(
     model, tokenizer, exp_cfg = load_model_dir(model_dir)
     sr = exp_cfg.features.sample_rate
     picked = [speech[i] for i in rng.permutation(len(speech))[: cfg.examples]]
-    speech_waves = [load_audio(u.audio, sr) for u in picked]
-    sources = speech_waves[: max(1, len(speech_waves) // 10)]
-    positives = [_speech_example(w, cfg, sr, rng, sources) for w in speech_waves]
-    negatives = [
-        non_speech(rng.choice(NON_SPEECH_KINDS), rng.uniform(0.3, cfg.max_seconds), rng.uniform(*cfg.level_dbfs), sr, rng, sources)
-        for _ in range(cfg.examples)
-    ]
-    encs = _encode_all(model, positives + negatives, exp_cfg.features)
-    labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])  # 1 = speech
+    sources = [load_audio(u.audio, sr) for u in picked[: max(1, len(picked) // 10)]]  # for babble
 
+    def example(i: int) -> np.ndarray:
+        """Examples 0..n-1 are speech, n..2n-1 non-speech."""
+        if i < len(picked):
+            return _speech_example(load_audio(picked[i].audio, sr), cfg, sr, rng, sources)
+        others = [k for k in NON_SPEECH_KINDS if k != "babble"]
+        kind = "babble" if rng.random() < cfg.babble_share else rng.choice(others)
+        return non_speech(kind, rng.uniform(0.3, cfg.max_seconds), rng.uniform(*cfg.level_dbfs), sr, rng, sources)
+
+    # Encoded a few hundred at a time, so only encoder outputs (float16) pile up, never the audio.
+    n = 2 * len(picked)
+    encs = [e for s in range(0, n, 256) for e in _encode_all(model, [example(i) for i in range(s, min(n, s + 256))], exp_cfg.features)]
+    labels = torch.cat([torch.ones(len(picked)), torch.zeros(len(picked))])  # 1 = speech
     order = rng.permutation(len(encs)).tolist()
     n_valid = int(len(order) * cfg.valid_fraction)
     valid, train = order[:n_valid], order[n_valid:]

@@ -11,9 +11,13 @@ from asr.model import PRETRAINED_DIR
 
 def test_retired_keys_at_their_no_effect_values_are_dropped(tmp_path):
     """Config files written before a feature was removed still load, to the same config."""
-    shipped = yaml.safe_load((PRETRAINED_DIR / "config.yaml").read_text())
-    assert shipped["loss"]["guided_decay_steps"] == 0 and shipped["model"]["n_mels"] == 80  # it predates the removals
-    cfg = load_config(PRETRAINED_DIR / "config.yaml")
+    old = yaml.safe_load((PRETRAINED_DIR / "config.yaml").read_text())
+    old["features"]["utterance_cmn"] = False  # the keys as the first shipped model's config.yaml had them
+    old["model"]["n_mels"] = old["features"]["num_mel_bins"]
+    old["loss"].update(guided_layers=None, guided_heads=None, guided_decay_steps=0)
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(old))
+    cfg = load_config(tmp_path / "old.yaml")
+    assert cfg == load_config(PRETRAINED_DIR / "config.yaml")
     save_config(cfg, tmp_path / "now.yaml")
     assert "guided_decay_steps" not in (tmp_path / "now.yaml").read_text() and "n_mels" not in (tmp_path / "now.yaml").read_text()
     assert load_config(tmp_path / "now.yaml") == cfg

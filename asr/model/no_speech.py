@@ -18,7 +18,7 @@ from asr.model.mask import lengths_to_mask
 
 
 class NoSpeechHead(nn.Module):
-    def __init__(self, d_model: int, hidden: int = 64, window: int = 8):
+    def __init__(self, d_model: int, hidden: int = 128, window: int = 8):
         super().__init__()
         self.window = window
         self.frame_scorer = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, 1))
