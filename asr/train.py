@@ -19,7 +19,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -31,8 +31,7 @@ from tqdm import tqdm
 from asr.config import (
     ConfigError, ExperimentConfig, experiment_config, load_config, resolve_device, save_config, to_dict,
 )
-from asr.data import ASRDataset, Batch, BucketBatchSampler, collate, load_manifest
-from asr.decoding import DecodeOptions, recognize
+from asr.data import ASRDataset, Batch, BucketBatchSampler, Utterance, collate, load_manifest
 from asr.evaluate import Normalizer, score
 from asr.features import compute_cmvn, fbank
 from asr.audio import load_audio
@@ -40,6 +39,7 @@ from asr.model import ASRModel, save_model_dir
 from asr.model.asr_model import prepend_sos
 from asr.plots import plot_attention
 from asr.tokenizer import Tokenizer
+from asr.transcribe import Transcriber
 
 CMVN_MAX_UTTS = 2000  # utterances read to estimate the global mean/std
 
@@ -210,11 +210,7 @@ class Trainer:
 
         self.train_set = ASRDataset(self.train_utts, self.tokenizer, cfg.features, cfg.augment, seed=cfg.train.seed)
         self.dev_set = ASRDataset(self.dev_utts, self.tokenizer, cfg.features, None, seed=cfg.train.seed)
-        self.report_set = (
-            ASRDataset(load_manifest(cfg.train.report_data), self.tokenizer, cfg.features, None)
-            if cfg.train.report_data
-            else None
-        )
+        self.report_utts = load_manifest(cfg.train.report_data) if cfg.train.report_data else []
         self.log_path = self.exp / "train_log.csv"
         self.log_fields = LOG_FIELDS
         if self.log_path.exists():  # a resumed run keeps the columns its log began with (an older version's, perhaps)
@@ -299,15 +295,19 @@ class Trainer:
         }
 
     # ---------------------------------------------------------------- evaluation
-    def dev_wer(self, model: Optional[ASRModel] = None, dataset: Optional[ASRDataset] = None) -> float:
-        """Greedy-decode the dev set (or `dataset`) and score it: the dev WER chooses checkpoints."""
-        model, dataset = model or self.model, dataset or self.dev_set
-        refs, hyps = transcribe_dataset(model, self.tokenizer, dataset, self.device, DecodeOptions(method="greedy"))
-        return score(refs, hyps, Normalizer()).wer
+    def dev_wer(self, model: Optional[ASRModel] = None, utts: Optional[list[Utterance]] = None) -> float:
+        """Greedy-decode the dev set (or `utts`) through the Transcriber, one warp, and score it:
+        the dev WER chooses checkpoints, and comes from the code `asr decode` runs."""
+        model, utts = model or self.model, utts or self.dev_utts
+        model.eval()
+        cfg = replace(self.cfg, inference=replace(self.cfg.inference, vtln_warps=(1.0,)))
+        transcriber = Transcriber(model, self.tokenizer, cfg, "training", self.device)
+        hyps = {u.id: r.text for u, r in transcriber.decode_manifest(utts, transcriber.options("greedy"))}
+        return score({u.id: u.text or "" for u in utts}, hyps, Normalizer()).wer
 
     def _evaluate(self) -> None:
         wer = self.dev_wer()
-        report = {"report_wer": self.dev_wer(dataset=self.report_set)} if self.report_set else {}
+        report = {"report_wer": self.dev_wer(utts=self.report_utts)} if self.report_utts else {}
         self._plot_attention()
         step = self.state.step
         ckpt_dir = self.exp / "checkpoints"
@@ -364,20 +364,6 @@ class Trainer:
 
 LOG_FIELDS = ["step", "epoch", "seconds", "loss", "attention_ce", "ctc", "guided", "accuracy",
               "grad_norm", "lr", "audio_seconds", "dev_wer", "report_wer"]
-
-
-def transcribe_dataset(model, tokenizer, dataset: ASRDataset, device, opts: DecodeOptions, max_frames: int = 40000):
-    """Decode every utterance of `dataset` in length-sorted batches -> (refs, hyps) dicts by utterance id."""
-    model.eval()
-    sampler = BucketBatchSampler(dataset.frame_lengths(), max_frames, shuffle=False)
-    refs, hyps = {}, {}
-    for idx in sampler:
-        batch = collate([dataset[i] for i in idx]).to(device)
-        found = recognize(model, batch.feats, batch.feat_lens, opts, need_attention=False)
-        for utt_id, text, hyp in zip(batch.ids, batch.texts, found):
-            refs[utt_id] = text
-            hyps[utt_id] = tokenizer.decode(hyp.tokens)
-    return refs, hyps
 
 
 def train(cfg: ExperimentConfig) -> Path:
