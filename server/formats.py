@@ -1,8 +1,10 @@
-"""Transcript segments -> subtitle text (SRT, WebVTT)."""
+"""Transcript -> plain text or subtitles (SRT, WebVTT): the text answers both APIs share."""
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from typing import Iterable, Optional, Protocol
+
+from fastapi.responses import PlainTextResponse
 
 
 class Timed(Protocol):
@@ -33,3 +35,14 @@ def to_srt(segments: Iterable[Timed]) -> str:
 
 def to_vtt(segments: Iterable[Timed]) -> str:
     return "WEBVTT\n\n" + "\n".join(cues(segments, "."))
+
+
+def text_response(text: str, segments: Iterable[Timed], format: str) -> Optional[PlainTextResponse]:
+    """The answer for format "text", "srt" or "vtt"; None for the JSON formats."""
+    if format == "text":
+        return PlainTextResponse(text + "\n")
+    if format == "srt":
+        return PlainTextResponse(to_srt(segments))
+    if format == "vtt":
+        return PlainTextResponse(to_vtt(segments), media_type="text/vtt")
+    return None

@@ -34,7 +34,7 @@ class FakeTranscriber:
     """transcribe_batch like the real one's; raises for the whole batch if one wave is poisoned."""
 
     sample_rate = 16000
-    segment_cfg = SimpleNamespace(max_seconds=30.0)
+    max_piece_seconds = 30.0
 
     def __init__(self):
         self.calls: list[int] = []  # batch sizes

@@ -10,9 +10,8 @@ import math
 from typing import Annotated, Literal, Optional
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.responses import PlainTextResponse
 
-from server.formats import to_srt, to_vtt
+from server.formats import text_response
 from server.schemas import (
     ERROR_RESPONSES,
     OpenAIFormat,
@@ -47,12 +46,9 @@ async def create_transcription(
 ):
     want_words = "word" in timestamp_granularities
     result, _ = await transcribe_upload(request, file, timestamps=want_words)
-    if response_format == "text":
-        return PlainTextResponse(result.text + "\n")
-    if response_format == "srt":
-        return PlainTextResponse(to_srt(result.segments))
-    if response_format == "vtt":
-        return PlainTextResponse(to_vtt(result.segments), media_type="text/vtt")
+    text = text_response(result.text, result.segments, response_format)
+    if text is not None:
+        return text
     if response_format == "json":
         return OpenAITranscription(text=result.text)
     avg_logprob = math.log(max(finite_confidence(result.confidence), 1e-6))

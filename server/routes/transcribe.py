@@ -6,11 +6,10 @@ from typing import Annotated, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
 from asr.transcribe import Transcription
-from server.formats import to_srt, to_vtt
+from server.formats import text_response
 from server.schemas import (
     ERROR_RESPONSES,
     AttentionOut,
@@ -58,12 +57,9 @@ async def transcribe(
     result, seconds = await transcribe_upload(
         request, file, options.timestamps, options.decoder, options.beam_size, options.attention
     )
-    if options.format == "text":
-        return PlainTextResponse(result.text + "\n")
-    if options.format == "srt":
-        return PlainTextResponse(to_srt(result.segments))
-    if options.format == "vtt":
-        return PlainTextResponse(to_vtt(result.segments), media_type="text/vtt")
+    text = text_response(result.text, result.segments, options.format)
+    if text is not None:
+        return text
     model = service_state(request).transcriber.model_name
     return transcription_out(result, seconds, model, options)
 
