@@ -17,6 +17,11 @@ from asr.tokenizer import BLANK_ID, EOS_ID, SOS_ID
 RECORDINGS = ["7_theo_36.wav", "7_jackson_8.wav", "0_yweweler_11.wav", "3_george_23.wav"]  # 2.2 s .. 0.3 s
 
 
+# One of each search the model offers.
+EVERY_SEARCH = [DecodeOptions("greedy"), DecodeOptions(beam_size=3), DecodeOptions(beam_size=3, ctc_weight=0.5), DecodeOptions("ctc_greedy")]
+SEARCH_NAMES = ["greedy", "beam", "joint_ctc_beam", "ctc_greedy"]
+
+
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """Many tiny ops: on a shared, busy CPU extra intra-op threads only wait on each other."""
@@ -147,15 +152,7 @@ def test_max_len_is_respected(speech):
         assert [len(h.tokens) for h in hyps] == max_lens
 
 
-@pytest.mark.parametrize(
-    "opts",
-    [
-        DecodeOptions("greedy"),
-        DecodeOptions(beam_size=3),
-        DecodeOptions(beam_size=3, ctc_weight=0.5),
-        DecodeOptions("ctc_greedy"),
-    ],
-)
+@pytest.mark.parametrize("opts", EVERY_SEARCH, ids=SEARCH_NAMES)
 def test_batch_decode_equals_one_by_one(speech, opts):
     """Padding must not change any utterance's result."""
     feats, lens = speech
@@ -279,16 +276,7 @@ def poison(model, monkeypatch, bad: int, bad_len: int, where: str) -> None:
 
 
 @pytest.mark.parametrize("where", ["encoder", "heads"])
-@pytest.mark.parametrize(
-    "opts",
-    [
-        DecodeOptions("greedy"),
-        DecodeOptions(beam_size=3),
-        DecodeOptions(beam_size=3, ctc_weight=0.5),
-        DecodeOptions("ctc_greedy"),
-    ],
-    ids=["greedy", "beam", "joint_ctc_beam", "ctc_greedy"],
-)
+@pytest.mark.parametrize("opts", EVERY_SEARCH, ids=SEARCH_NAMES)
 def test_non_finite_model_output_gives_the_empty_hypothesis(speech, monkeypatch, opts, where):
     """NaN/inf output for one utterance: it gets no tokens, score -inf and confidence 0.0;
     the other utterances of the batch decode exactly as without it."""
