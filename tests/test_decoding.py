@@ -22,15 +22,6 @@ EVERY_SEARCH = [DecodeOptions("greedy"), DecodeOptions(beam_size=3), DecodeOptio
 SEARCH_NAMES = ["greedy", "beam", "joint_ctc_beam", "ctc_greedy"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Many tiny ops: on a shared, busy CPU extra intra-op threads only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def speech(fsdd_dir) -> tuple[torch.Tensor, torch.Tensor]:
     """Real log-mels of utterances of different lengths: feats (B, T, 80), lens (B,)."""
