@@ -39,6 +39,8 @@ class Segment:
     end: float
     text: str
     no_speech_prob: float = 0.0  # P(no speech) of the piece; 0 for models without a no-speech head
+    confidence: float = 0.0  # in [0, 1]: exp(mean attention-decoder log-prob per token) of the piece
+    token_ids: list[int] = field(default_factory=list)  # the piece's hypothesis, tokenizer ids
 
 
 @dataclass
@@ -197,7 +199,10 @@ class Transcriber:
         for piece, hyp, ctc_log_probs, no_speech_prob in pieces:
             text = self.tokenizer.decode(hyp.tokens)
             offset = piece.start / sr
-            segments.append(Segment(round(offset, 3), round(piece.end / sr, 3), text, round(no_speech_prob, 4)))
+            segments.append(Segment(
+                round(offset, 3), round(piece.end / sr, 3), text, round(no_speech_prob, 4), hyp.confidence,
+                list(hyp.tokens),
+            ))
             tokens += [self.tokenizer.id_to_token(t) for t in hyp.tokens]
             confidences.append(hyp.confidence)
             weights.append(piece.num_samples)
