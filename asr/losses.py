@@ -70,7 +70,7 @@ def guided_attention_loss(
     speech: Optional[Tensor] = None,
 ) -> Tensor:
     """Expected penalty sum_t A[n, t] * W[n, t], averaged over the valid output positions n
-    of every layer and head.
+    of every layer and head (0 for a batch without any: non-speech has nothing to place).
 
     attentions: per decoder layer, cross-attention (B, H, U, T'). Each row A[n, :] is a
     distribution over encoder frames, so the loss lies in [0, 1): close to 0 for a
@@ -80,4 +80,4 @@ def guided_attention_loss(
     A = torch.stack(list(attentions), dim=1)  # (B, L, H, U, T')
     B, L, H, U, T = A.shape
     W = guided_attention_weights(out_lens, in_lens, U, T, sigma, speech)  # (B, U, T')
-    return (A * W[:, None, None]).sum() / (out_lens.sum() * L * H)
+    return (A * W[:, None, None]).sum() / (out_lens.sum().clamp(min=1) * L * H)

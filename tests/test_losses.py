@@ -86,3 +86,12 @@ def test_cross_entropy_ignores_padding_and_smooths():
     sharp = attention_ce_loss(logits, targets, 0.0)
     assert torch.allclose(sharp, -logits[0, 0].log_softmax(-1)[0])
     assert attention_ce_loss(logits, targets, 0.1) > sharp
+
+
+def test_batch_of_empty_transcripts_has_no_guide_and_a_finite_gradient():
+    # Non-speech examples have no tokens: only the EOS row, which the guide leaves out.
+    attn = torch.softmax(torch.randn(2, 4, 1, 9), -1).requires_grad_()  # (B, H, U=1, T')
+    loss = guided_attention_loss([attn], torch.tensor([0, 0]), torch.tensor([9, 6]), 0.3)
+    loss.backward()
+    assert loss.item() == 0.0
+    assert torch.isfinite(attn.grad).all()
