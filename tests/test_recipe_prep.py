@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,8 @@ sys.path.insert(0, str(LOCAL))
 import combine  # noqa: E402
 import download  # noqa: E402
 import make_connected  # noqa: E402
+import nonspeech  # noqa: E402
+import speechocean  # noqa: E402
 import synth  # noqa: E402
 from fsdd import DIGIT_WORDS, RECORDING_NAME, read_path_file  # noqa: E402
 from kaldi_dir import read_data_dir  # noqa: E402
@@ -283,7 +286,52 @@ def test_synth_without_engine_fails_unless_optional(tmp_path, capsys):
     assert not (tmp_path / "data" / "train_espeak").exists()
 
 
-@pytest.mark.parametrize("script", ["download.py", "make_connected.py", "synth.py", "combine.py"])
+@pytest.mark.parametrize("script", ["download.py", "make_connected.py", "synth.py", "combine.py", "speechocean.py", "nonspeech.py"])
 def test_scripts_run_as_commands(script):
     result = subprocess.run([sys.executable, str(LOCAL / script), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def so762_copy(root: Path, fsdd_dir: Path) -> Path:
+    """A speechocean762-shaped copy: manifest.jsonl over real recordings (FSDD takes stand in for its audio)."""
+    rows = [  # (id, text, speaker, split): two digit strings per split, and a sentence that is not one
+        ("u1", "ZERO THREE", "0001", "train"), ("u2", "WE CALL IT BEAR", "0001", "train"),
+        ("u3", "NINE", "0002", "train"), ("u4", "FIVE ONE", "0003", "test"),
+    ]
+    (root / "audio").mkdir(parents=True)
+    lines = []
+    for uid, text, speaker, split in rows:
+        shutil.copy(fsdd_dir / "recordings" / "3_theo_0.wav", root / "audio" / f"{uid}.wav")
+        record = dict(id=uid, audio=f"audio/{uid}.wav", text=text, speaker=speaker, age=7, duration=0.5, split=split)
+        lines.append(json.dumps(record))
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_speechocean_keeps_digit_strings_and_holds_out_the_test_speakers(tmp_path, fsdd_dir):
+    copy = so762_copy(tmp_path / "so762", fsdd_dir)
+    data = tmp_path / "data"
+    assert run_main(speechocean.main, ["--data", str(data), "--local", str(copy), "--repeat", "3"]) == 0
+    train, dev = read_data_dir(data / "train_so762"), read_data_dir(data / "dev_so762")
+    assert sorted({u.text for u in train}) == ["nine", "zero three"] and len(train) == 6  # 2 recordings x 3
+    assert [u.text for u in dev] == ["five one"]
+    assert not {u.speaker for u in train} & {u.speaker for u in dev}
+    assert (data / "dev_so762" / "spk2age").read_text() == "so762-0003 7\n"
+
+
+def test_speechocean_refuses_a_copy_without_its_audio(tmp_path, fsdd_dir, capsys):
+    copy = so762_copy(tmp_path / "so762", fsdd_dir)
+    (copy / "audio" / "u3.wav").unlink()
+    assert run_main(speechocean.main, ["--data", str(tmp_path / "data"), "--local", str(copy)]) == 1
+    assert "missing" in capsys.readouterr().err
+
+
+def test_nonspeech_recordings_are_faint_or_loud_and_have_empty_transcripts(tmp_path, data):
+    work = tmp_path / "data"
+    shutil.copytree(data / "train", work / "train")
+    assert run_main(nonspeech.main, ["--data", str(work), "--num-utts", "18"]) == 0
+    utts = read_data_dir(work / "train_nonspeech")
+    assert len(utts) == 18 and all(u.text == "" for u in utts)
+    assert len({u.speaker for u in utts}) == 9  # every kind, twice
+    levels = [20 * np.log10(np.sqrt(np.mean(sf.read(u.wav)[0] ** 2)) + 1e-12) for u in utts]
+    assert min(levels) < -50 and max(levels) > -40  # float WAVs keep the faint ones

@@ -3,6 +3,7 @@
 #
 #   ./run.sh                              # everything; FSDD from ../../../shared/data/fsdd if present, else downloaded
 #   ./run.sh --fsdd /path/to/fsdd         # use a local FSDD copy (no network needed)
+#   ./run.sh --so762 /path/to/copy        # speechocean762's digit strings (default: ../../../shared/data/speechocean762 if present)
 #   ./run.sh --stage 4 --stop-stage 4     # only training (resumes from the last checkpoint if interrupted)
 #   ./run.sh --stage 4 --tag noguided --set loss.guided_weight=0   # an ablation in exp/noguided
 #   ./run.sh --no-speech-extra ../../../shared/data/speechocean762/manifest.jsonl  # more voices for the no-speech head
@@ -10,8 +11,10 @@
 # Stages (each skips work already done):
 #   0 download   find or fetch FSDD                      -> data/fsdd_path
 #   1 connected  connected-digit utterances from FSDD    -> data/{train,valid,dev,dev_single}
+#                speechocean762 digit strings (children)  -> data/{train,dev}_so762 (with a local copy)
+#                non-speech with empty transcripts        -> data/train_nonspeech
 #   2 synth      espeak-ng and flite voices for training -> data/train_{espeak,flite}
-#   3 combine    train + train_espeak + train_flite      -> data/train_all
+#   3 combine    all training sets of stages 1-2         -> data/train_all
 #   4 train      asr train conf/train.yaml               -> exp/TAG/model
 #   5 no-speech  P(no speech) head on the frozen encoder  -> exp/TAG/model (+ head), exp/TAG/no_speech.json
 #   6 decode     beam search and greedy on dev sets      -> exp/TAG/decode_*/hyp
@@ -22,6 +25,7 @@ cd "$(dirname "$0")"
 stage=0
 stop_stage=7
 fsdd=""
+so762=""
 config=conf/train.yaml
 tag=transformer_guided
 num_espeak=2000
@@ -35,6 +39,7 @@ while [ $# -gt 0 ]; do
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
     --fsdd) fsdd=$2; shift 2 ;;
+    --so762) so762=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
     --tag) tag=$2; shift 2 ;;
     --num-espeak) num_espeak=$2; shift 2 ;;
@@ -42,7 +47,7 @@ while [ $# -gt 0 ]; do
     --beam) beam=$2; shift 2 ;;
     --no-speech-extra) no_speech_extra=$2; shift 2 ;;
     --set) overrides+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -73,7 +78,20 @@ fi
 if run 1; then
   log "1: connected digits"
   "$python" local/make_connected.py --data data
+  "$python" local/nonspeech.py --data data
+  if [ -z "$so762" ] && [ -f ../../../shared/data/speechocean762/manifest.jsonl ]; then
+    so762=../../../shared/data/speechocean762
+  fi
+  if [ -n "$so762" ]; then
+    "$python" local/speechocean.py --data data --local "$so762"
+  else
+    echo "no speechocean762 copy (--so762 DIR): training without its voices, no dev_so762"
+  fi
 fi
+
+# The training sets of stages 1-2; speechocean762's only where its copy was found.
+speech_sets=(data/train data/train_espeak data/train_flite)
+if [ -d data/train_so762 ]; then speech_sets+=(data/train_so762); fi
 
 if run 2; then
   log "2: synthetic voices"
@@ -83,7 +101,7 @@ fi
 
 if run 3; then
   log "3: combine"
-  "$python" local/combine.py data/train_all data/train data/train_espeak data/train_flite
+  "$python" local/combine.py data/train_all "${speech_sets[@]}" data/train_nonspeech
 fi
 
 if run 4; then
@@ -107,6 +125,8 @@ decodes=(
   "dev greedy greedy --vtln-warps 1"
   "dev ctc_greedy ctc_greedy --vtln-warps 1"
   "dev_single beam beam${beam}_joint --beam-size $beam"
+  "dev_so762 beam beam${beam}_joint --beam-size $beam"
+  "dev_so762 beam beam${beam}_joint_novtln --beam-size $beam --vtln-warps 1"
   "valid beam beam${beam}_joint --beam-size $beam"
 )
 
@@ -115,7 +135,7 @@ if run 5; then
   if [ -f "$exp/no_speech.json" ]; then
     echo "$exp/no_speech.json exists: skipping (delete it to train the head again)"
   else
-    "$asr" train-no-speech "$exp/model" --speech data/train_all $no_speech_extra | tee "$exp/no_speech.json.tmp"
+    "$asr" train-no-speech "$exp/model" --speech "${speech_sets[@]}" $no_speech_extra | tee "$exp/no_speech.json.tmp"
     mv "$exp/no_speech.json.tmp" "$exp/no_speech.json"
   fi
 fi
@@ -125,6 +145,7 @@ if run 6; then
   for d in "${decodes[@]}"; do
     read -r set method name extra <<<"$d"
     out=$exp/decode_${set}_${name}
+    if [ ! -d "data/$set" ]; then echo "data/$set missing: skipping"; continue; fi
     if [ -f "$out/hyp" ]; then echo "$out/hyp exists: skipping"; continue; fi
     mkdir -p "$out"
     start=$(date +%s.%N)
@@ -143,6 +164,7 @@ if run 7; then
   for d in "${decodes[@]}"; do
     read -r set method name extra <<<"$d"
     out=$exp/decode_${set}_${name}
+    if [ ! -f "$out/hyp" ]; then continue; fi
     "$asr" wer "data/$set/text" "$out/hyp" --worst 20 > "$out/wer.txt"
     "$asr" wer "data/$set/text" "$out/hyp" --json > "$out/wer.json"
     echo "== $set $name"
