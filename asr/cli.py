@@ -29,7 +29,9 @@ USER_ERRORS = (UsageError, ConfigError, ManifestError, AudioError, ValueError, F
 
 
 def add_decode_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="model directory (default: the shipped digits model)")
+    p.add_argument(
+        "--model", default=None, help="model directory or shipped model name, e.g. digits (default: digits)"
+    )
     p.add_argument("--decoder", choices=METHODS, default="beam", help="search method (default: beam)")
     p.add_argument("--beam-size", type=int_in_range(1, MAX_BEAM_SIZE), default=5,
                    help=f"beam width, 1 to {MAX_BEAM_SIZE} (default: 5)")
@@ -262,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the transcription web service (uvicorn)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int_in_range(0, 65535), default=8000)
-    p.add_argument("--model", default=None)
+    p.add_argument("--model", default=None, help="model directory or shipped model name (default: digits)")
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -22,13 +22,15 @@ from typing import BinaryIO, Iterator, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from asr.alignment import AlignmentError, attention_word_times, ctc_word_times
+from asr.alignment import AlignmentError, attention_word_times, ctc_word_times, extend_to_speech
 from asr.audio import load_audio
 from asr.data import Utterance
 from asr.decoding import METHODS, DecodeOptions, Hypothesis, normalised_score, search
 from asr.features import fbank, num_frames
-from asr.model import PRETRAINED_DIR, load_model_dir
-from asr.segment import Piece, SegmentConfig, batch_pieces, block_energy_db, peak_level_db, split_long_audio
+from asr.model import load_model_dir, model_path
+from asr.segment import (
+    BLOCK_SECONDS, Piece, SegmentConfig, batch_pieces, block_energy_db, peak_level_db, split_long_audio,
+)
 
 AudioInput = Union[np.ndarray, str, Path, bytes, BinaryIO]
 
@@ -122,7 +124,7 @@ class Transcriber:
     def load(
         cls, model_dir: Optional[str | Path] = None, device: str = "cpu", vtln_warps: Optional[Sequence[float]] = None
     ) -> "Transcriber":
-        path = Path(model_dir) if model_dir is not None else PRETRAINED_DIR
+        path = model_path(model_dir)  # a directory, or a shipped model's name
         model, tokenizer, cfg = load_model_dir(path, device)
         return cls(model, tokenizer, cfg, path.resolve().name, device, vtln_warps)
 
@@ -207,7 +209,7 @@ class Transcriber:
             confidences.append(hyp.confidence)
             weights.append(piece.num_samples)
             if timestamps and hyp.tokens:
-                source, times = self._word_times(hyp, ctc_log_probs, piece.num_samples / sr)
+                source, times = self._word_times(hyp, ctc_log_probs, wave[piece.start : piece.end])
                 groups = self.tokenizer.tokens_to_words(hyp.tokens)
                 words += [Word(g[0], round(offset + s, 3), round(offset + e, 3)) for g, (s, e) in zip(groups, times)]
         single = pieces[0][1].attention if attention and len(pieces) == 1 else None
@@ -251,14 +253,20 @@ class Transcriber:
             enc, enc_lens = self.model.encode(batch, lens.to(self.device))  # (B, T', D)
             return self.model.no_speech_prob(enc, enc_lens).cpu().tolist()
 
-    def _word_times(self, hyp: Hypothesis, ctc_log_probs: Optional[torch.Tensor], duration: float):
-        """Word (start, end) in seconds within the piece: CTC forced alignment when the model
-        has a CTC head (ctc_log_probs (T', V), and the tokens fit its frames), else the
-        monotonic cross-attention."""
+    def _word_times(self, hyp: Hypothesis, ctc_log_probs: Optional[torch.Tensor], wave: np.ndarray):
+        """Word (start, end) in seconds within the piece wave (N,): each word anchored where CTC
+        forced alignment puts its tokens when the model has a CTC head (ctc_log_probs (T', V), and
+        the tokens fit its frames), else where the monotonic cross-attention does, then extended
+        over its speech by the piece's 10 ms block energy (asr/alignment.py)."""
         groups = self.tokenizer.tokens_to_words(hyp.tokens)
+        duration = len(wave) / self.sample_rate
+        source, anchors = "attention", None
         if ctc_log_probs is not None:
             try:
-                return "ctc", ctc_word_times(ctc_log_probs, hyp.tokens, groups, self.frame_seconds, duration)
+                source, anchors = "ctc", ctc_word_times(ctc_log_probs, hyp.tokens, groups, self.frame_seconds, duration)
             except AlignmentError:
                 pass  # more tokens than CTC frames can hold: fall back to the attention
-        return "attention", attention_word_times(hyp.attention.cpu(), groups, self.frame_seconds, duration)
+        if anchors is None:
+            source, anchors = "attention", attention_word_times(hyp.attention.cpu(), groups, self.frame_seconds, duration)
+        energy = block_energy_db(wave - wave.mean(), round(BLOCK_SECONDS * self.sample_rate))  # (blocks,)
+        return source, extend_to_speech(anchors, energy, BLOCK_SECONDS, duration)

@@ -109,6 +109,16 @@ def test_not_a_model_dir_exits_2(capsys, tmp_path, wav_path):
     assert str(tmp_path) in line and "not a model directory" in line
 
 
+def test_shipped_model_by_name(capsys, tmp_path, monkeypatch):
+    """`--model digits` is the shipped model (the service's name for it), from any directory."""
+    monkeypatch.chdir(tmp_path)
+    run = asr_in_process(capsys, "transcribe", EXAMPLES / "nicolas_2718.wav", "--model", "digits", "--json")
+    assert run.status == 0, run.err
+    assert json.loads(run.out)["text"] == "two seven one eight"
+    line = one_error_line(asr_in_process(capsys, "transcribe", EXAMPLES / "nicolas_2718.wav", "--model", "digitz"))
+    assert "digitz" in line and "shipped model (digits)" in line
+
+
 def test_train_rejects_unknown_config_key(capsys, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("model:\n  d_modle: 10\n")

@@ -18,7 +18,24 @@ from asr.config import ConfigError, ExperimentConfig, load_config, save_config
 from asr.model.asr_model import ASRModel
 from asr.tokenizer import Tokenizer
 
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained" / "digits"
+PRETRAINED_ROOT = Path(__file__).resolve().parents[1] / "pretrained"
+PRETRAINED_DIR = PRETRAINED_ROOT / "digits"  # the default model
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped in asr/pretrained/ (a model's name is its directory's name)."""
+    return sorted(p.parent.name for p in PRETRAINED_ROOT.glob("*/model.safetensors"))
+
+
+def model_path(model: str | Path | None = None) -> Path:
+    """A model directory, or the name of a shipped model ("digits"), -> its directory; None = the default.
+
+    A directory that exists wins over a shipped model of the same name.
+    """
+    if model is None:
+        return PRETRAINED_DIR
+    path = Path(model)
+    return PRETRAINED_ROOT / path.name if not path.is_dir() and str(model) in shipped_models() else path
 
 
 def save_model_dir(path: str | Path, model: ASRModel, tokenizer: Tokenizer, cfg: ExperimentConfig) -> Path:
@@ -38,11 +55,15 @@ def save_model_dir(path: str | Path, model: ASRModel, tokenizer: Tokenizer, cfg:
 
 
 def load_model_dir(path: str | Path | None = None, device: str = "cpu") -> tuple[ASRModel, Tokenizer, ExperimentConfig]:
-    """Load (model in eval mode, tokenizer, config) from a model directory; None = the shipped model."""
-    path = Path(path) if path is not None else PRETRAINED_DIR
+    """Load (model in eval mode, tokenizer, config) from a model directory or a shipped model's
+    name (`model_path`); None = the default shipped model."""
+    path = model_path(path)
     weights = path / "model.safetensors"
     if not weights.is_file():
-        raise ConfigError(f"{path} is not a model directory (no model.safetensors)")
+        raise ConfigError(
+            f"{path} is not a model directory (no model.safetensors) nor the name of a shipped model "
+            f"({', '.join(shipped_models())})"
+        )
     cfg = load_config(path / "config.yaml")
     tokenizer = Tokenizer.load(path)
     model = ASRModel(cfg.model, tokenizer.vocab_size, cfg.features.num_mel_bins)
