@@ -260,10 +260,10 @@ class Transcriber:
         over its speech by the piece's 10 ms block energy (asr/alignment.py)."""
         groups = self.tokenizer.tokens_to_words(hyp.tokens)
         duration = len(wave) / self.sample_rate
-        source, anchors = "attention", None
+        source, anchors = "ctc", None
         if ctc_log_probs is not None:
             try:
-                source, anchors = "ctc", ctc_word_times(ctc_log_probs, hyp.tokens, groups, self.frame_seconds, duration)
+                anchors = ctc_word_times(ctc_log_probs, hyp.tokens, groups, self.frame_seconds, duration)
             except AlignmentError:
                 pass  # more tokens than CTC frames can hold: fall back to the attention
         if anchors is None:
