@@ -3,6 +3,8 @@
 Takes of one speaker are joined by short pauses of faint noise (about -60 dBFS), the way
 the digits recipe builds its utterances; takes 0-4 are the ones the recipe holds out of
 training. Output is 16-bit WAV bytes at FSDD's 8 kHz (the service resamples).
+`spoken_extents` says where each digit's speech lies in such a recording, the reference for
+word timestamps, and `overlap` scores a word's span against it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from asr.segment import block_energy_db
 
 SAMPLE_RATE = 8000
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -59,3 +63,25 @@ def digit_strings(count: int, seed: int = 0, min_len: int = 2, max_len: int = 6)
         if s not in found:
             found.append(s)
     return found
+
+
+def spoken_extents(
+    wave: np.ndarray, spans: list[tuple[float, float]], range_db: float = 35.0
+) -> list[tuple[float, float]]:
+    """Each recording's span (seconds) in wave (N,) at 8 kHz, trimmed to its speech: from the first
+    to the last 10 ms block within range_db of the recording's loudest block (its mean removed)."""
+    block = SAMPLE_RATE // 100
+    extents = []
+    for start, end in spans:
+        take = wave[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
+        energy = block_energy_db(take - take.mean(), block)  # (blocks,) dB
+        loud = np.flatnonzero(energy >= energy.max() - range_db)
+        extents.append((start + loud[0] / 100, min(end, start + (loud[-1] + 1) / 100)))  # last block: partial
+    return extents
+
+
+def overlap(hyp: tuple[float, float], ref: tuple[float, float]) -> tuple[float, float]:
+    """(coverage, IoU) of span hyp against span ref: |hyp ∩ ref| / |ref| and |hyp ∩ ref| / |hyp ∪ ref|."""
+    common = max(0.0, min(hyp[1], ref[1]) - max(hyp[0], ref[0]))
+    union = (hyp[1] - hyp[0]) + (ref[1] - ref[0]) - common
+    return common / (ref[1] - ref[0]), common / union

@@ -1,5 +1,6 @@
-"""Word timings from CTC forced alignment and from cross-attention."""
+"""Word timings: anchors from CTC forced alignment and from cross-attention, extended over the speech."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,6 +10,7 @@ from asr.alignment import (
     attention_word_times,
     ctc_token_frames,
     ctc_word_times,
+    extend_to_speech,
 )
 from asr.audio import load_audio
 from asr.config import FeatureConfig, ModelConfig
@@ -16,6 +18,8 @@ from asr.decoding import DecodeOptions, recognize
 from asr.features import fbank
 from asr.model import ASRModel
 from asr.tokenizer import BLANK_ID
+from asr.transcribe import Transcriber
+from fsdd_audio import connected_digits, overlap, spoken_extents, wav_bytes
 
 B = BLANK_ID
 
@@ -99,3 +103,71 @@ def test_word_times_of_a_real_model_on_real_speech(fsdd_dir):
         starts, ends = zip(*source)
         assert list(starts) == sorted(starts) and list(ends) == sorted(ends)
         assert all(0.0 <= s < e <= duration for s, e in source)
+
+
+def energy(level_db: float, length: int, *spans: tuple[int, int, float]) -> np.ndarray:
+    """Block energies (length,) at level_db, with (start, end, dB) spans of blocks set louder or quieter."""
+    e = np.full(length, level_db)
+    for start, end, db in spans:
+        e[start:end] = db
+    return e
+
+
+def test_words_grow_over_their_speech_and_not_over_the_pauses():
+    e = energy(-60, 100, (10, 40, -20), (60, 90, -25))  # two words in 10 ms blocks, pauses around
+    times = extend_to_speech([(0.20, 0.24), (0.70, 0.74)], e, 0.01, 1.0)
+    assert sum(times, ()) == pytest.approx((0.10, 0.40, 0.60, 0.90))
+
+
+def test_a_stop_closure_inside_a_word_does_not_end_it():
+    # Word one: a vowel, a closure quieter than the pause (as in "eight"), a release; then a pause.
+    e = energy(-60, 100, (10, 30, -20), (30, 36, -80), (36, 40, -30), (60, 90, -20))
+    times = extend_to_speech([(0.12, 0.16), (0.64, 0.68)], e, 0.01, 1.0)
+    assert sum(times, ()) == pytest.approx((0.10, 0.40, 0.60, 0.90))
+
+
+def test_words_that_run_together_part_at_the_quietest_block():
+    e = energy(-60, 100, (10, 60, -20), (33, 34, -30), (40, 41, -28))
+    times = extend_to_speech([(0.12, 0.16), (0.48, 0.52)], e, 0.01, 1.0)
+    assert sum(times, ()) == pytest.approx((0.10, 0.33, 0.33, 0.60))
+
+
+def test_speech_like_is_near_the_peak_and_above_the_background():
+    # Near-digital silence (-90) around a breath 45 dB under the word: 25 dB above the
+    # background, but out of the word's 35 dB range.
+    e = energy(-90, 100, (5, 20, -65), (30, 60, -20))
+    assert extend_to_speech([(0.40, 0.44)], e, 0.01, 1.0) == [pytest.approx((0.30, 0.60))]
+    # Noise 3 dB over its own background is not speech either.
+    e = energy(-60, 100, (0, 20, -57), (30, 60, -20))
+    assert extend_to_speech([(0.40, 0.44)], e, 0.01, 1.0) == [pytest.approx((0.30, 0.60))]
+
+
+def test_a_word_without_speech_of_its_own_keeps_its_anchor():
+    e = energy(-60, 100, (10, 30, -20), (70, 90, -20))
+    times = extend_to_speech([(0.12, 0.16), (0.45, 0.47), (0.80, 0.84)], e, 0.01, 1.0)
+    assert sum(times, ()) == pytest.approx((0.10, 0.30, 0.45, 0.47, 0.70, 0.90))
+
+
+def test_extended_times_stay_ordered_apart_and_inside_the_audio():
+    # Attention may put two words on one frame; the last block is partial (0.955 s of audio).
+    e = energy(-60, 96, (5, 50, -20), (60, 96, -20))
+    times = extend_to_speech([(0.20, 0.24), (0.20, 0.24), (0.80, 0.84)], e, 0.01, 0.955)
+    assert times[-1][1] == pytest.approx(0.955)
+    flat = sum(times, ())
+    assert list(flat) == sorted(flat) and 0 <= flat[0] and times[0][0] < times[0][1]
+    assert extend_to_speech([], e, 0.01, 0.955) == []
+
+
+def test_served_word_times_cover_the_spoken_digits(fsdd_dir):
+    """The shipped model through the Transcriber on connected digits of the unseen speaker:
+    each word against its recording's speech (within 35 dB of that recording's peak)."""
+    transcriber = Transcriber.load()
+    built = [connected_digits(fsdd_dir, d, "theo") for d in ("314", "2718", "60521", "4479")]
+    results = transcriber.transcribe_batch([wav_bytes(wave) for wave, _ in built], timestamps=True)
+    scores = []
+    for (wave, spans), result in zip(built, results):
+        assert len(result.words) == len(spans), result.text
+        scores += [overlap((w.start, w.end), ref) for w, ref in zip(result.words, spoken_extents(wave, spans))]
+    coverage, iou = np.array(scores).T  # (words,) each
+    assert iou.min() > 0  # every word on its own digit
+    assert np.median(iou) >= 0.8 and np.median(coverage) >= 0.8, (coverage, iou)
