@@ -83,7 +83,7 @@ class RequestGuard:
         if not self.authorized(headers.get(b"authorization")):
             return error_response(
                 401, "missing or wrong API key: send `Authorization: Bearer <key>`",
-                headers={"WWW-Authenticate": "Bearer", **CLOSE},
+                headers={"WWW-Authenticate": "Bearer", **CLOSE}, code="invalid_api_key",
             )
         unready = self.state.unready()
         if unready is not None:
@@ -93,11 +93,12 @@ class RequestGuard:
         return None
 
     def authorized(self, header: Optional[bytes]) -> bool:
+        """`Authorization: Bearer <key>`, the scheme in any letter case (RFC 9110, 11.1)."""
         key = self.settings.api_key
         if key is None:
             return True
-        expected = b"Bearer " + key.get_secret_value().encode()
-        return header is not None and hmac.compare_digest(header.strip(), expected)
+        scheme, _, token = (header or b"").strip().partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), key.get_secret_value().encode())
 
     async def guarded(self, scope: Scope, receive: Receive, send: Send, on_body: Callable[[], None]) -> None:
         """Run the app on a `Body`; if it refuses the request, answer with its refusal instead."""

@@ -70,7 +70,9 @@ class TranscriptionOut(BaseModel):
 
 class ErrorDetail(BaseModel):
     message: str
-    type: str
+    type: str = Field(description="`invalid_request_error` for input the client got wrong, else one per status")
+    param: Optional[str] = Field(None, description="the request field at fault")
+    code: Optional[str] = Field(None, description="a stable reason: `audio_too_short`, `model_not_found`, ...")
 
 
 class ErrorOut(BaseModel):

@@ -29,6 +29,7 @@ class ServiceState:
     pool: InferencePool
     decoders: ThreadPoolExecutor  # `decode_workers` threads: uploads -> waveforms, a bounded few at a time
     transcriber: Optional[Transcriber] = None  # set once loaded and warmed up
+    model_created: int = 0  # when the loaded model's weights were written (Unix seconds), for /v1/models
     load_failed: bool = False  # the reason is in the server log, not in answers to clients
 
     def unready(self) -> Optional[ApiError]:
@@ -66,7 +67,7 @@ async def transcribe_upload(
     try:
         opts = transcriber.options(decoder, beam_size)
     except ValueError as exc:  # e.g. decoder=ctc for a model without a CTC head
-        raise ApiError(400, str(exc)) from None
+        raise ApiError(400, str(exc), param="decoder", code="unsupported_value") from None
     data = await upload.read()
     start = time.perf_counter()
     wave = await decode(state, data)
@@ -92,4 +93,5 @@ def refuse_repeated_fields(form) -> None:
     repeated = sorted(name for name, n in counts.items() if n > 1)
     if repeated:
         fields = ", ".join(f"`{name}` ({counts[name]} times)" for name in repeated)
-        raise ApiError(400, f"form field given more than once: {fields}; send each once")
+        message = f"form field given more than once: {fields}; send each once"
+        raise ApiError(400, message, param=repeated[0], code="duplicate_parameter")

@@ -12,6 +12,7 @@ import soundfile as sf
 from fsdd_audio import connected_digits, wav_bytes
 
 GIB = 2**30
+MODEL = {"model": "whisper-1"}  # a field of the OpenAI route; the native one has none of that name
 
 
 def wav_header(channels=1, rate=16000, bits=16, fmt=1, data_bytes=32000) -> bytes:
@@ -39,7 +40,7 @@ def real_wav(fsdd_dir) -> bytes:
 
 
 def bad_uploads(real_wav: bytes) -> dict:
-    """name -> (file bytes, expected status, expected error type)."""
+    """name -> (file bytes, expected status, expected error code)."""
     nan = np.sin(np.arange(16000) / 5.0)
     nan[100] = np.nan
     ten_hours = 10 * 3600
@@ -65,11 +66,12 @@ def bad_uploads(real_wav: bytes) -> dict:
 @pytest.mark.parametrize("path", ["/transcribe", "/v1/audio/transcriptions"])
 def test_every_bad_upload_gets_its_4xx_and_the_server_keeps_serving(live_server, real_wav, path):
     for name, (data, status, kind) in bad_uploads(real_wav).items():
-        response = httpx.post(live_server.url + path, files={"file": ("a.wav", data)}, data={"model": "x"}, timeout=30)
+        response = httpx.post(live_server.url + path, files={"file": ("a.wav", data)}, data=MODEL, timeout=30)
         assert response.status_code == status, (name, response.text)
         error = response.json()["error"]
-        assert error["type"] == kind and len(error["message"]) > 10, (name, error)
-    assert httpx.post(live_server.url + path, files={"file": ("a.wav", real_wav)}, data={"model": "x"}, timeout=30).status_code == 200
+        assert error["code"] == kind and len(error["message"]) > 10, (name, error)
+        assert error["type"] == "invalid_request_error" and error["param"] == "file", (name, error)
+    assert httpx.post(live_server.url + path, files={"file": ("a.wav", real_wav)}, data=MODEL, timeout=30).status_code == 200
 
 
 @pytest.mark.parametrize("rate", [44101, 22051, 96001])
@@ -83,23 +85,25 @@ def test_an_odd_sample_rate_is_resampled_in_bounded_memory(live_server, rate):
 
 
 @pytest.mark.parametrize(
-    "request_kwargs, fragment",
+    "request_kwargs, fragment, param",
     [
-        ({}, "file: Field required"),  # empty body
-        ({"data": {"beam_size": "3"}}, "file: Field required"),  # a form without the file
-        ({"data": {"file": "not a file"}}, "file"),
-        ({"content": b"garbage", "headers": {"content-type": "multipart/form-data; boundary=x"}}, "multipart"),
-        ({"files": {"file": ("a.wav", b"x")}, "params": {"beam_size": "0"}}, "beam_size"),
-        ({"files": {"file": ("a.wav", b"x")}, "data": {"decoder": "magic"}}, "decoder"),
-        ({"files": {"file": ("a.wav", b"x")}, "data": {"format": "pdf"}}, "format"),
-        ({"files": {"file": ("a.wav", b"x")}, "params": {"timestamps": "maybe"}}, "timestamps"),
+        ({}, "file: Field required", "file"),  # empty body
+        ({"data": {"beam_size": "3"}}, "file: Field required", "file"),  # a form without the file
+        ({"data": {"file": "not a file"}}, "file", "file"),
+        ({"content": b"garbage", "headers": {"content-type": "multipart/form-data; boundary=x"}}, "multipart", None),
+        ({"files": {"file": ("a.wav", b"x")}, "params": {"beam_size": "0"}}, "beam_size", "beam_size"),
+        ({"files": {"file": ("a.wav", b"x")}, "data": {"decoder": "magic"}}, "decoder", "decoder"),
+        ({"files": {"file": ("a.wav", b"x")}, "data": {"format": "pdf"}}, "format", "format"),
+        ({"files": {"file": ("a.wav", b"x")}, "params": {"timestamps": "maybe"}}, "timestamps", "timestamps"),
     ],
 )
-def test_malformed_requests_get_400_saying_what_is_wrong(live_server, request_kwargs, fragment):
+def test_malformed_requests_get_400_saying_what_is_wrong(live_server, request_kwargs, fragment, param):
     response = httpx.post(live_server.url + "/transcribe", timeout=30, **request_kwargs)
     assert response.status_code == 400, response.text
-    assert fragment.lower() in response.json()["error"]["message"].lower()
-    assert response.json()["error"]["type"] == "invalid_request_error"
+    error = response.json()["error"]
+    assert fragment.lower() in error["message"].lower()
+    assert (error["type"], error["param"]) == ("invalid_request_error", param)
+    assert error["code"] == ("missing_required_parameter" if "required" in fragment else "invalid_value" if param else None)
 
 
 def test_unknown_route_and_method_are_json_errors(live_server):
@@ -156,9 +160,10 @@ def test_a_trailing_slash_is_not_redirected_to_the_host_the_client_named(live_se
 @pytest.mark.parametrize("path", ["/transcribe", "/v1/audio/transcriptions"])
 def test_a_form_field_given_twice_is_refused_naming_it(live_server, real_wav, path):
     files = [("file", ("a.wav", real_wav)), ("file", ("b.wav", real_wav))]
-    response = httpx.post(live_server.url + path, files=files, data={"model": "x"}, timeout=30)
+    response = httpx.post(live_server.url + path, files=files, data=MODEL, timeout=30)
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and "`file` (2 times)" in error["message"]
-    lists = {"timestamp_granularities[]": ["word", "segment"], "model": "x"}  # `name[]` fields are lists
+    assert (error["param"], error["code"]) == ("file", "duplicate_parameter")
+    lists = {"timestamp_granularities[]": ["word", "segment"], "response_format": "verbose_json", **MODEL}  # `name[]` fields are lists
     assert httpx.post(live_server.url + path, files={"file": ("a.wav", real_wav)}, data=lists, timeout=30).status_code == 200

@@ -30,8 +30,8 @@ def speech(fsdd_dir) -> bytes:
     return wav_bytes(connected_digits(fsdd_dir, "8362", "yweweler")[0])  # about 3 s
 
 
-def post(server, data, key=KEY):
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
+def post(server, data, key=KEY, scheme="Bearer"):
+    headers = {"Authorization": f"{scheme} {key}"} if key else {}
     return httpx.post(server.url + "/transcribe", files={"file": ("a.wav", data)}, headers=headers, timeout=60)
 
 
@@ -39,18 +39,26 @@ def test_api_key_is_required_on_transcription_routes_only(strict_server, speech)
     for key in (None, "wrong"):
         refused = post(strict_server, speech, key=key)
         assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_error"
+        assert refused.json()["error"]["code"] == "invalid_api_key"
         assert refused.headers["www-authenticate"] == "Bearer"
     assert post(strict_server, speech).status_code == 200
     for path in ("/health", "/ready", "/metrics", "/", "/docs"):
         assert httpx.get(strict_server.url + path).status_code == 200, path
 
 
+def test_the_bearer_scheme_is_case_insensitive(strict_server, speech):
+    for scheme in ("bearer", "BEARER", "BeArEr"):
+        assert post(strict_server, speech, scheme=scheme).status_code == 200, scheme
+    assert post(strict_server, speech, scheme="Basic").status_code == 401
+
+
 def test_openai_client_uses_the_key(strict_server, speech):
     good = openai.OpenAI(base_url=strict_server.url + "/v1", api_key=KEY)
     assert good.audio.transcriptions.create(model="whisper-1", file=("a.wav", speech)).text
     bad = openai.OpenAI(base_url=strict_server.url + "/v1", api_key="nope", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
+    with pytest.raises(openai.AuthenticationError) as refused:
         bad.audio.transcriptions.create(model="whisper-1", file=("a.wav", speech))
+    assert refused.value.code == "invalid_api_key"
 
 
 def test_audio_longer_than_the_limit_gets_413(strict_server, fsdd_dir):
@@ -59,7 +67,7 @@ def test_audio_longer_than_the_limit_gets_413(strict_server, fsdd_dir):
     response = post(strict_server, wav_bytes(wave))
     assert response.status_code == 413
     error = response.json()["error"]
-    assert error["type"] == "audio_too_long" and "limit is 5 s" in error["message"]
+    assert error["code"] == "audio_too_long" and "limit is 5 s" in error["message"]
 
 
 def test_upload_larger_than_the_limit_gets_413(strict_server):
@@ -93,6 +101,6 @@ def test_a_model_that_cannot_load_keeps_the_server_alive_and_logs_why_without_te
     for refused in (ready, response):  # /ready and the guard give the same generic reason
         assert refused.status_code == 503
         assert refused.json()["error"] == {
-            "message": "the model failed to load; see the server log", "type": "model_error",
+            "message": "the model failed to load; see the server log", "type": "model_error", "param": None, "code": None,
         }
     assert "secret-model-dir" in log.read_text() and "model.safetensors" in log.read_text()

@@ -129,7 +129,7 @@ def test_decompression_bombs_arriving_together_are_refused_in_bounded_memory(liv
         responses = list(pool.map(lambda _: post(live_server, bomb), range(BOMBS)))
     peak = live_server.peak_rss_mib()  # VmHWM: the highest RSS the server has had
     assert [r.status_code for r in responses] == [413] * BOMBS, responses[0].text
-    assert {r.json()["error"]["type"] for r in responses} == {"audio_too_long"}
+    assert {r.json()["error"]["code"] for r in responses} == {"audio_too_long"}
     assert "samples" in responses[0].json()["error"]["message"]
     assert peak < idle + 500, (idle, peak)
     assert httpx.get(live_server.url + "/ready").status_code == 200
