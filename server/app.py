@@ -26,6 +26,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from asr.model import model_path
 from asr.transcribe import Transcriber
 from server.connections import uvicorn_config
 from server.errors import install_error_handlers
@@ -86,6 +87,7 @@ async def load_model(state: ServiceState) -> None:
         state.load_failed = True
         return
     state.pool.start(transcriber)
+    state.model_created = weights_written(model_path(state.settings.model_dir))
     state.transcriber = transcriber
     log.info("model %s ready", transcriber.model_name)
 
@@ -97,6 +99,11 @@ def load_and_warm_up(settings: Settings) -> Transcriber:
     clip = 0.01 * np.random.default_rng(0).standard_normal(transcriber.sample_rate)  # 1 s of noise
     transcriber.transcribe(clip.astype(np.float32))
     return transcriber
+
+
+def weights_written(model_dir: Path) -> int:
+    """When the weights of the model in `model_dir` were written (Unix seconds): `created` in /v1/models."""
+    return int((model_dir / "model.safetensors").stat().st_mtime)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, model_dir: Union[str, Path, None] = None) -> None:

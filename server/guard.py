@@ -4,8 +4,9 @@ From the headers alone, before any of the body is read:
 - request headers above `max_header_kb`: 431 (uvicorn's h11 limit only bounds a head still
   incomplete; one arriving whole in a single read gets here);
 - a `Content-Length` above the upload limit: 413;
-- on transcription routes: a missing or wrong API key (401), the model not ready (503), or
-  `max_uploads` bodies already arriving (503 + Retry-After).
+- on transcription routes and every `/v1/` route: a missing or wrong API key (401);
+- on transcription routes: the model not ready (503), or `max_uploads` bodies already
+  arriving (503 + Retry-After).
 While the body streams in (counted as it comes, never buffered here):
 - past the upload limit (chunked bodies have no `Content-Length`): 413;
 - not complete `body_timeout_s` after the headers (a stalled or trickling client): 408;
@@ -30,8 +31,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.errors import error_response
 from server.service import ServiceState
 
-TRANSCRIPTION_PATHS = frozenset({"/transcribe", "/v1/audio/transcriptions"})
+TRANSCRIPTION_PATHS = frozenset({"/transcribe", "/v1/audio/transcriptions", "/v1/audio/translations"})
 CLOSE = {"Connection": "close"}
+
+
+def needs_key(path: str) -> bool:
+    """Transcription routes, and the whole OpenAI API (`/v1/`), as OpenAI's needs its key."""
+    return path in TRANSCRIPTION_PATHS or path.startswith("/v1/")
 
 
 class Refused(Exception):
@@ -78,13 +84,14 @@ class RequestGuard:
         declared = headers.get(b"content-length", b"").decode("latin-1").strip()
         if declared and (not declared.isdigit() or int(declared) > limit):
             return too_large(limit)
-        if scope["path"] not in TRANSCRIPTION_PATHS:
-            return None
-        if not self.authorized(headers.get(b"authorization")):
+        path = scope["path"]
+        if needs_key(path) and not self.authorized(headers.get(b"authorization")):
             return error_response(
                 401, "missing or wrong API key: send `Authorization: Bearer <key>`",
                 headers={"WWW-Authenticate": "Bearer", **CLOSE}, code="invalid_api_key",
             )
+        if path not in TRANSCRIPTION_PATHS:
+            return None
         unready = self.state.unready()
         if unready is not None:
             return unready.response(CLOSE)

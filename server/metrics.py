@@ -7,9 +7,10 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-ENDPOINTS = frozenset(
-    {"/", "/transcribe", "/v1/audio/transcriptions", "/health", "/ready", "/metrics", "/docs", "/openapi.json"}
-)
+ENDPOINTS = frozenset({
+    "/", "/transcribe", "/v1/audio/transcriptions", "/v1/audio/translations", "/v1/models", "/health", "/ready",
+    "/metrics", "/docs", "/openapi.json",
+})
 
 
 class Metrics:

@@ -87,30 +87,66 @@ class StatusOut(BaseModel):
 # --- OpenAI audio transcription API (https://platform.openai.com/docs/api-reference/audio) ---
 
 
+class DurationUsage(BaseModel):
+    type: Literal["duration"] = "duration"
+    seconds: float = Field(description="seconds of audio")
+
+
 class OpenAITranscription(BaseModel):
     text: str
+    usage: DurationUsage
 
 
 class OpenAISegment(BaseModel):
     id: int
-    seek: int = 0
+    seek: int = Field(description="start in 10 ms frames, as Whisper counts: round(start * 100)")
     start: float
     end: float
     text: str
-    tokens: list[int] = []
-    temperature: float = 0.0
-    avg_logprob: float
-    compression_ratio: float = 1.0
-    no_speech_prob: float = 0.0
+    tokens: list[int] = Field(description="the segment's token ids, in the model's own vocabulary")
+    temperature: float = Field(0.0, description="always 0: the search (beam or greedy) is deterministic")
+    avg_logprob: float = Field(
+        description="mean log-probability per token of the attention decoder (at least -20); for a piece "
+        "judged to hold no speech, log P(no speech), the probability of its empty text"
+    )
+    compression_ratio: float = Field(description="UTF-8 bytes of the text over its zlib-compressed bytes")
+    no_speech_prob: float = Field(description="P(no speech) from the model's no-speech head (0 without one)")
 
 
 class OpenAIVerboseTranscription(BaseModel):
-    task: str = "transcribe"
+    task: Literal["transcribe", "translate"]
     language: str
     duration: float
     text: str
     segments: Optional[list[OpenAISegment]] = None
     words: Optional[list[WordOut]] = None
+    usage: DurationUsage
+
+
+class OpenAIModel(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(description="when the model's weights were written (Unix seconds)")
+    owned_by: str
+
+
+class OpenAIModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIModel]
+
+
+class TranscriptTextDelta(BaseModel):
+    """A server-sent event of `stream=true`: the text of the next piece of audio."""
+
+    type: Literal["transcript.text.delta"] = "transcript.text.delta"
+    delta: str
+
+
+class TranscriptTextDone(BaseModel):
+    """The last server-sent event of `stream=true`: the whole text (the deltas joined)."""
+
+    type: Literal["transcript.text.done"] = "transcript.text.done"
+    text: str
 
 
 ERROR_RESPONSES = {

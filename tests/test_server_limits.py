@@ -35,13 +35,15 @@ def post(server, data, key=KEY, scheme="Bearer"):
     return httpx.post(server.url + "/transcribe", files={"file": ("a.wav", data)}, headers=headers, timeout=60)
 
 
-def test_api_key_is_required_on_transcription_routes_only(strict_server, speech):
+def test_api_key_is_required_on_transcription_routes_and_the_openai_api(strict_server, speech):
     for key in (None, "wrong"):
         refused = post(strict_server, speech, key=key)
         assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_error"
         assert refused.json()["error"]["code"] == "invalid_api_key"
         assert refused.headers["www-authenticate"] == "Bearer"
     assert post(strict_server, speech).status_code == 200
+    assert httpx.get(strict_server.url + "/v1/models").status_code == 401
+    assert httpx.get(strict_server.url + "/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
     for path in ("/health", "/ready", "/metrics", "/", "/docs"):
         assert httpx.get(strict_server.url + path).status_code == 200, path
 
@@ -85,6 +87,23 @@ def test_full_queue_answers_503_with_retry_after_then_recovers(strict_server, fs
         assert busy.headers["retry-after"] == "1"
         assert busy.json()["error"]["type"] == "server_busy"
     assert post(strict_server, files[0]).status_code == 200
+
+
+def test_full_queue_refuses_a_stream_with_503_before_it_starts(strict_server, fsdd_dir):
+    client = openai.OpenAI(base_url=strict_server.url + "/v1", api_key=KEY, max_retries=0)
+    files = [wav_bytes(connected_digits(fsdd_dir, s, "yweweler")[0]) for s in digit_strings(8, seed=4, min_len=6, max_len=7)]
+
+    def stream(data):
+        try:
+            return [e.type for e in client.audio.transcriptions.create(model="whisper-1", file=("a.wav", data), stream=True)]
+        except openai.APIStatusError as refused:
+            return refused.status_code
+
+    with concurrent.futures.ThreadPoolExecutor(len(files)) as pool:
+        outcomes = list(pool.map(stream, files))
+    assert 503 in outcomes, outcomes
+    streamed = [o for o in outcomes if o != 503]
+    assert streamed and all(o[-1] == "transcript.text.done" and len(o) >= 2 for o in streamed), outcomes
 
 
 def test_a_model_that_cannot_load_keeps_the_server_alive_and_logs_why_without_telling_clients(tmp_path, speech):

@@ -1,64 +1,175 @@
-"""POST /v1/audio/transcriptions: the OpenAI audio transcription API, for existing clients.
+"""The OpenAI audio API, for existing clients: transcriptions (also streamed), translations, models.
 
-`model`, `language`, `prompt` and `temperature` are accepted and ignored: this server runs
-one model, the one it was started with.
+What each form field does, and why some are refused, is in server/openai_form.py. Translation
+into English of the English speech these models hear is its transcript, as Whisper gives for
+English audio, so /v1/audio/translations transcribes (`task` "translate" in verbose_json).
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Annotated, Literal, Optional
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 
+from asr.transcribe import Segment
 from server.formats import text_response
+from server.openai_form import (
+    check_deterministic,
+    check_granularities,
+    check_language,
+    check_model,
+    check_stream,
+    refuse_include,
+    refuse_unknown_fields,
+)
+from server.openai_stream import stream_transcript
 from server.schemas import (
     ERROR_RESPONSES,
+    DurationUsage,
+    ErrorOut,
     OpenAIFormat,
+    OpenAIModel,
+    OpenAIModelList,
     OpenAISegment,
     OpenAITranscription,
     OpenAIVerboseTranscription,
     WordOut,
     finite_confidence,
 )
-from server.service import transcribe_upload
+from server.service import service_state, transcribe_upload
 
 router = APIRouter(prefix="/v1")
+
+Granularity = Literal["word", "segment"]
+TRANSCRIPTION_FIELDS = frozenset({
+    "file", "model", "language", "prompt", "temperature", "response_format", "timestamp_granularities[]",
+    "timestamp_granularities", "include[]", "stream", "chunking_strategy",
+})
+TRANSLATION_FIELDS = frozenset({"file", "model", "prompt", "response_format", "temperature"})
+MIN_AVG_LOGPROB = -20.0  # avg_logprob of a segment whose confidence is 0 (nothing found, or scores not finite)
+OWNER = "asr"  # `owned_by` of the models: this service
+RESPONSES = {**ERROR_RESPONSES, 404: {"model": ErrorOut, "description": "unknown model"}}
+TEXT_RESPONSES = {**RESPONSES, 200: {"content": {"text/plain": {}, "text/vtt": {}}}}
+STREAM_RESPONSES = {**RESPONSES, 200: {"content": {"text/plain": {}, "text/vtt": {}, "text/event-stream": {}}}}
 
 
 @router.post(
     "/audio/transcriptions",
     response_model=OpenAIVerboseTranscription | OpenAITranscription,
-    responses=ERROR_RESPONSES,
-    summary="OpenAI-compatible transcription",
+    responses=STREAM_RESPONSES,
+    summary="OpenAI-compatible transcription (stream=true: server-sent events)",
 )
 async def create_transcription(
     request: Request,
     file: Annotated[UploadFile, File(description="the audio file")],
-    model: Annotated[Optional[str], Form(description="accepted, ignored")] = None,
-    language: Annotated[Optional[str], Form(description="accepted, ignored")] = None,
-    prompt: Annotated[Optional[str], Form(description="accepted, ignored")] = None,
-    temperature: Annotated[Optional[float], Form(description="accepted, ignored")] = None,
+    model: Annotated[Optional[str], Form(description="the loaded model's name or `whisper-1`; absent: the same")] = None,
+    language: Annotated[Optional[str], Form(description="`en` or absent")] = None,
+    prompt: Annotated[Optional[str], Form(description="empty or absent")] = None,
+    temperature: Annotated[Optional[float], Form(description="0 or absent")] = None,
     response_format: Annotated[OpenAIFormat, Form()] = "json",
-    timestamp_granularities: Annotated[
-        list[Literal["word", "segment"]], Form(alias="timestamp_granularities[]")
-    ] = [],
+    granularities: Annotated[list[Granularity], Form(alias="timestamp_granularities[]")] = [],
+    granularities_unbracketed: Annotated[list[Granularity], Form(alias="timestamp_granularities")] = [],
+    include: Annotated[list[str], Form(alias="include[]", description="not offered")] = [],
+    stream: Annotated[bool, Form(description="server-sent `transcript.text.*` events")] = False,
+    chunking_strategy: Annotated[Optional[Literal["auto"]], Form(description="`auto` or absent")] = None,
 ):
-    want_words = "word" in timestamp_granularities
-    result, _ = await transcribe_upload(request, file, timestamps=want_words)
+    refuse_unknown_fields((await request.form()).keys(), TRANSCRIPTION_FIELDS)
+    check_model(model, service_state(request).transcriber.model_name)
+    check_language(language)
+    check_deterministic(temperature, prompt)
+    refuse_include(include)
+    granularities = [*granularities, *granularities_unbracketed]
+    check_granularities(granularities, response_format)
+    check_stream(stream, response_format)
+    if stream:
+        return await stream_transcript(request, file)
+    words = "word" in granularities
+    segments = not granularities or "segment" in granularities
+    return await answer(request, file, response_format, "transcribe", words, segments)
+
+
+@router.post(
+    "/audio/translations",
+    response_model=OpenAIVerboseTranscription | OpenAITranscription,
+    responses=TEXT_RESPONSES,
+    summary="OpenAI-compatible translation into English: the transcript, the speech being English",
+)
+async def create_translation(
+    request: Request,
+    file: Annotated[UploadFile, File(description="the audio file")],
+    model: Annotated[Optional[str], Form(description="the loaded model's name or `whisper-1`; absent: the same")] = None,
+    prompt: Annotated[Optional[str], Form(description="empty or absent")] = None,
+    temperature: Annotated[Optional[float], Form(description="0 or absent")] = None,
+    response_format: Annotated[OpenAIFormat, Form()] = "json",
+):
+    refuse_unknown_fields((await request.form()).keys(), TRANSLATION_FIELDS)
+    check_model(model, service_state(request).transcriber.model_name)
+    check_deterministic(temperature, prompt)
+    return await answer(request, file, response_format, "translate", words=False, segments=True)
+
+
+async def answer(
+    request: Request, file: UploadFile, response_format: str, task: Literal["transcribe", "translate"],
+    words: bool, segments: bool,
+):
+    result, _ = await transcribe_upload(request, file, timestamps=words)
     text = text_response(result.text, result.segments, response_format)
     if text is not None:
         return text
+    usage = DurationUsage(seconds=result.duration)
     if response_format == "json":
-        return OpenAITranscription(text=result.text)
-    avg_logprob = math.log(max(finite_confidence(result.confidence), 1e-6))
+        return OpenAITranscription(text=result.text, usage=usage)
     return OpenAIVerboseTranscription(
+        task=task,
         language="english",
         duration=result.duration,
         text=result.text,
-        segments=[
-            OpenAISegment(id=i, start=s.start, end=s.end, text=s.text, avg_logprob=avg_logprob)
-            for i, s in enumerate(result.segments)
-        ],
-        words=[WordOut(word=w.word, start=w.start, end=w.end) for w in result.words] if want_words else None,
+        segments=[openai_segment(i, s) for i, s in enumerate(result.segments)] if segments else None,
+        words=[WordOut(word=w.word, start=w.start, end=w.end) for w in result.words] if words else None,
+        usage=usage,
     )
+
+
+def openai_segment(i: int, segment: Segment) -> OpenAISegment:
+    confidence = finite_confidence(segment.confidence)
+    return OpenAISegment(
+        id=i,
+        seek=round(segment.start * 100),
+        start=segment.start,
+        end=segment.end,
+        text=segment.text,
+        tokens=segment.token_ids,
+        avg_logprob=max(math.log(confidence), MIN_AVG_LOGPROB) if confidence > 0 else MIN_AVG_LOGPROB,
+        compression_ratio=compression_ratio(segment.text),
+        no_speech_prob=segment.no_speech_prob,
+    )
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's check for a decoder stuck in a loop: UTF-8 bytes over zlib-compressed bytes
+    (above 2.4 it takes the text for a repetition)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data))
+
+
+@router.get("/models", response_model=OpenAIModelList, responses=RESPONSES, summary="The model this server runs")
+async def list_models(request: Request) -> OpenAIModelList:
+    return OpenAIModelList(data=[model_card(request)])
+
+
+@router.get("/models/{model_id:path}", response_model=OpenAIModel, responses=RESPONSES, summary="One model")
+async def retrieve_model(request: Request, model_id: str) -> OpenAIModel:
+    """The loaded model, by its name or an alias (`whisper-1`); any other name is a 404."""
+    card = model_card(request)
+    check_model(model_id, card.id)
+    return card
+
+
+def model_card(request: Request) -> OpenAIModel:
+    state = service_state(request)
+    unready = state.unready()
+    if unready is not None:
+        raise unready
+    return OpenAIModel(id=state.transcriber.model_name, created=state.model_created, owned_by=OWNER)
