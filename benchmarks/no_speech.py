@@ -8,6 +8,8 @@ Non-speech: every kind of asr.no_speech.NON_SPEECH_KINDS (+-1 LSB, white/pink/br
 speech set's speakers (default: the digits recipe's unseen speaker, whom the no-speech head
 never heard), and the random draws use another seed than the head's training.
 
+"no gate" counts the words of the model alone (the gate switched off, as below).
+
 Speech: the same sets decoded with the gate (the model's defaults) and without it
 (inference.min_speech_dbfs = -inf, no_speech_threshold = 1); the gate may only remove words.
 
@@ -71,30 +73,34 @@ def main(argv=None) -> None:
     sets = {Path(d).name: load_manifest(d) for d in args.speech}
     first = next(iter(sets.values()))
     sources = [gated.load_audio(u.audio) for u in first[:100]]
-    start = time.perf_counter()
     files = non_speech_set(gated.sample_rate, sources)
-    results = gated.transcribe_batch([w for _, _, w in files])
     seconds = sum(len(w) for _, _, w in files) / gated.sample_rate
-    by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # files, files with words, words
-    for (kind, _, _), r in zip(files, results):
+    ungated = without_gate(gated)
+    start = time.perf_counter()
+    results = gated.transcribe_batch([w for _, _, w in files])
+    elapsed = time.perf_counter() - start
+    alone = ungated.transcribe_batch([w for _, _, w in files])  # what the model says without the gate
+    # kind -> files, files with words, words (with the gate), words of the model alone
+    by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for (kind, _, _), r, a in zip(files, results, alone):
         words = len(r.text.split())
         row = by_kind[kind]
         row[0] += 1
         row[1] += words > 0
         row[2] += words
-    print(f"\nnon-speech: {len(files)} files, {seconds / 60:.1f} min, decoded in {time.perf_counter() - start:.1f} s")
-    print(f"{'kind':<10} {'files':>5} {'with words':>10} {'words':>6}")
-    for kind, (n, with_words, words) in by_kind.items():
-        print(f"{kind:<10} {n:>5} {with_words:>10} {words:>6}")
+        row[3] += len(a.text.split())
+    print(f"\nnon-speech: {len(files)} files, {seconds / 60:.1f} min, decoded in {elapsed:.1f} s")
+    print(f"{'kind':<10} {'files':>5} {'with words':>10} {'words':>6} {'no gate':>8}")
+    for kind, (n, with_words, words, words_alone) in by_kind.items():
+        print(f"{kind:<10} {n:>5} {with_words:>10} {words:>6} {words_alone:>8}")
     total = [sum(col) for col in zip(*by_kind.values())]
-    print(f"{'total':<10} {total[0]:>5} {total[1]:>10} {total[2]:>6}")
+    print(f"{'total':<10} {total[0]:>5} {total[1]:>10} {total[2]:>6} {total[3]:>8}")
     worst = sorted(zip(files, results), key=lambda fr: -len(fr[1].text.split()))[:5]
     for (kind, level, _), r in worst:
         if r.text:
             print(f"  {kind} at {level} dBFS -> {r.text!r} (P(no speech) {min(s.no_speech_prob for s in r.segments):.3f})")
 
     print(f"\n{'speech set':<12} {'utts':>5} {'WER gate %':>10} {'WER no gate %':>13} {'emptied':>8}")
-    ungated = without_gate(gated)
     for name, utts in sets.items():
         refs = {u.id: u.text or "" for u in utts}
         waves = [gated.load_audio(u.audio) for u in utts]
