@@ -59,6 +59,9 @@ class TokenizerConfig:
     vocab_size: int = 0  # BPE only: SentencePiece vocabulary size
 
 
+ENCODERS = ("transformer", "conformer")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The network's sizes. Its input size is FeatureConfig.num_mel_bins (given to ASRModel), not set here."""
@@ -73,6 +76,14 @@ class ModelConfig:
     max_positions: int = 5000
     ctc: bool = True  # auxiliary CTC head on the encoder
     no_speech_head: bool = False  # P(no speech) head on the encoder (asr/model/no_speech.py), trained after the model
+    encoder: str = "transformer"  # "transformer" | "conformer" (torchaudio's Conformer blocks after the same subsampling)
+    conformer_kernel: int = 31  # conformer only: width of the depthwise convolution, in encoder frames (odd)
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ConfigError(f"model.encoder: expected one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        if self.conformer_kernel < 1 or self.conformer_kernel % 2 == 0:
+            raise ConfigError(f"model.conformer_kernel: expected an odd width >= 1, got {self.conformer_kernel}")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 SLOW_FILES = {"test_web_page.py": "a real browser against a live server"}
 SLOW_TESTS = {  # file -> tests in it
     "test_train.py": {"test_overfits_real_utterances_to_zero_wer", "test_resume_after_kill_is_exact"},
+    "test_conformer.py": {"test_conformer_trains_and_round_trips_through_its_model_directory"},
 }
 SYSTEM_PACKAGES = {  # program -> Debian package (`make system-deps` installs them all)
     "chromium": "chromium", "chromedriver": "chromium-driver", "espeak-ng": "espeak-ng", "flite": "flite",

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from asr.config import LossConfig, ModelConfig
 from asr.losses import IGNORE_INDEX, attention_ce_loss, ctc_loss, guided_attention_loss
+from asr.model.conformer import ConformerEncoder
 from asr.model.decoder import Decoder
 from asr.model.encoder import Encoder
 from asr.model.mask import lengths_to_mask
@@ -52,7 +53,7 @@ class ASRModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.vocab_size = vocab_size
-        self.encoder = Encoder(cfg, n_mels)
+        self.encoder = ConformerEncoder(cfg, n_mels) if cfg.encoder == "conformer" else Encoder(cfg, n_mels)
         self.decoder = Decoder(cfg, vocab_size)
         self.ctc_head = nn.Linear(cfg.d_model, vocab_size) if cfg.ctc else None
         self.no_speech_head = NoSpeechHead(cfg.d_model) if cfg.no_speech_head else None
