@@ -16,20 +16,20 @@ IGNORE_INDEX = -100  # target value of padded positions in the cross-entropy
 def attention_ce_loss(logits: Tensor, targets: Tensor, label_smoothing: float) -> Tensor:
     """Label-smoothed cross-entropy, mean over real (non-padded) target tokens.
 
-    logits: (B, U, V); targets: (B, U) with IGNORE_INDEX on padding.
+    logits: (B, U, V); targets: (B, U) with IGNORE_INDEX on padding. Computed in fp32 under autocast too.
     """
     return F.cross_entropy(
-        logits.transpose(1, 2), targets, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
+        logits.float().transpose(1, 2), targets, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
     )
 
 
 def ctc_loss(log_probs: Tensor, enc_lens: Tensor, tokens: Tensor, token_lens: Tensor) -> Tensor:
     """CTC loss summed over each utterance, averaged over the batch.
 
-    log_probs: (B, T', V); tokens: (B, U) padded; token_lens: (B,)
+    log_probs: (B, T', V); tokens: (B, U) padded; token_lens: (B,). Computed in fp32 under autocast too.
     """
     loss = F.ctc_loss(
-        log_probs.transpose(0, 1), tokens, enc_lens, token_lens, blank=BLANK_ID, reduction="sum", zero_infinity=True
+        log_probs.float().transpose(0, 1), tokens, enc_lens, token_lens, blank=BLANK_ID, reduction="sum", zero_infinity=True
     )
     return loss / log_probs.size(0)
 
@@ -77,7 +77,7 @@ def guided_attention_loss(
     monotonic diagonal attention, close to 1 for an anti-diagonal one. speech: see
     `guided_attention_weights`.
     """
-    A = torch.stack(list(attentions), dim=1)  # (B, L, H, U, T')
+    A = torch.stack(list(attentions), dim=1).float()  # (B, L, H, U, T'), fp32 under autocast too
     B, L, H, U, T = A.shape
     W = guided_attention_weights(out_lens, in_lens, U, T, sigma, speech)  # (B, U, T')
     return (A * W[:, None, None]).sum() / (out_lens.sum().clamp(min=1) * L * H)

@@ -85,7 +85,8 @@ class ASRModel(nn.Module):
     def ctc_log_probs(self, enc: Tensor) -> Tensor:
         if self.ctc_head is None:
             raise RuntimeError("this model has no CTC head (model.ctc: false)")
-        return self.ctc_head(enc).log_softmax(dim=-1)  # (B, T', V)
+        # float(): under bf16 autocast on CPU log_softmax would stay in bf16, too coarse for CTC's sums
+        return self.ctc_head(enc).float().log_softmax(dim=-1)  # (B, T', V)
 
     def no_speech_prob(self, enc: Tensor, enc_lens: Tensor) -> Tensor:
         """enc (B, T', D), enc_lens (B,) -> P(the input holds no speech) (B,)."""

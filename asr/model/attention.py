@@ -47,8 +47,9 @@ class MultiHeadAttention(nn.Module):
                 scores = scores.masked_fill(future, float("-inf"))
             if mask is not None:
                 scores = scores.masked_fill(~mask, float("-inf"))
-            weights = scores.softmax(dim=-1)  # (B, H, Tq, Tk)
-            context = F.dropout(weights, p, self.training) @ v
+            # fp32: under bf16 autocast on CPU softmax stays in bf16, and these weights feed the guided loss
+            weights = scores.float().softmax(dim=-1)  # (B, H, Tq, Tk)
+            context = F.dropout(weights, p, self.training) @ v  # autocast casts the matmul back down
         else:
             weights = None
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal and mask is None)
