@@ -111,8 +111,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     from asr.config import load_config
     from asr.train import train
 
-    cfg = load_config(args.config, parse_overrides(args.set))
-    print(f"model directory: {train(cfg)}")
+    cfg = load_config(args.config, parse_overrides(args.set))  # a bad config is told once, before any launch
+    if args.nproc > 1:
+        return launch_training(args.nproc, [args.config, *(f"--set={item}" for item in args.set)])
+    model_dir = train(cfg)
+    if os.environ.get("RANK", "0") == "0":  # torchrun's other processes stay quiet
+        print(f"model directory: {model_dir}")
+    return 0
+
+
+def launch_training(nproc: int, train_args: list[str]) -> int:
+    """Run `asr train TRAIN_ARGS` in `nproc` processes on this machine through torchrun's elastic
+    launcher (torch.distributed.run); -> the exit status of the first process that failed, else 0."""
+    if "WORLD_SIZE" in os.environ:
+        raise UsageError("--nproc: this process is already one of torchrun's; leave --nproc out")
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    try:
+        run(get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "asr", "train", *train_args]))
+    except ChildFailedError as e:
+        status = next(iter(e.failures.values())).exitcode
+        return status if status > 0 else 1  # < 0: killed by a signal
     return 0
 
 
@@ -222,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model from a YAML config (resumes if interrupted)")
     p.add_argument("config")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
+    p.add_argument("--nproc", type=int_in_range(1), default=1, metavar="N",
+                   help="data-parallel processes on this machine, one per GPU (NCCL) or CPU processes (gloo), "
+                   "started by torchrun's launcher (default: 1, this process)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("train-no-speech", help="add a no-speech head to a trained model (only the head learns)")

@@ -111,6 +111,9 @@ class OptimConfig:
     grad_clip: float = 5.0
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     train_data: str = ""  # Kaldi data dir or JSONL manifest
@@ -122,14 +125,21 @@ class TrainConfig:
     max_steps: int = 0  # > 0: stop after this many steps
     seed: int = 0
     num_workers: int = 1
-    device: str = "auto"  # "auto" | "cpu" | "cuda"
-    amp: bool = True  # mixed precision when on a GPU
+    device: str = "auto"  # "auto" | "cpu" | "cuda"; under torchrun each process takes cuda:LOCAL_RANK
+    precision: str = "auto"  # "auto" (bf16 on a GPU, fp32 on CPU) | "fp32" | "bf16" | "fp16" (GPU only)
+    accumulate_steps: int = 1  # batches whose gradients are averaged into one optimiser step
     log_every: int = 20
     eval_every_steps: int = 0  # 0 = once per epoch
     checkpoint_every_steps: int = 200  # last.pt for resuming after a kill
     dev_max_utts: int = 0  # 0 = whole dev set
     keep_checkpoints: int = 5  # best-by-dev-WER checkpoints kept
     average_best: int = 3  # average this many best checkpoints into the final model
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.accumulate_steps < 1:
+            raise ConfigError(f"train.accumulate_steps: expected a whole number >= 1, got {self.accumulate_steps}")
 
 
 VTLN_WARP_RANGE = (0.5, 1.5)  # accepted test-time VTLN warps (InferenceConfig.vtln_warps)
@@ -223,6 +233,7 @@ RETIRED_KEYS: dict[tuple[str, str], tuple[Any, str]] = {
     ("loss", "guided_layers"): (None, "the guide covers every decoder layer"),
     ("loss", "guided_heads"): (None, "the guide covers every head"),
     ("loss", "guided_decay_steps"): (0, "the guided weight is constant"),
+    ("train", "amp"): (True, "train.precision replaces it: auto is amp: true, fp32 is amp: false"),
 }
 
 

@@ -275,6 +275,20 @@ class BucketBatchSampler(Sampler[list[int]]):
         return len(self._batches())
 
 
+def shard_batches(batches: Sequence[list[int]], rank: int, world_size: int, per_step: int = 1) -> list[list[int]]:
+    """Rank `rank`'s share of an epoch's batches when `world_size` processes each take `per_step`
+    batches per optimiser step: batches[rank], batches[rank + world_size], ... Step s of the run
+    trains on batches [s * world_size * per_step, (s + 1) * world_size * per_step) of the list.
+
+    Every rank gets the same number of batches, a multiple of `per_step`: the list is cut to a
+    multiple of world_size * per_step, and the cut batches (fewer than that, the last ones of the
+    epoch's seeded shuffle, so different ones each epoch) are not trained on in this epoch. No
+    batch goes to two ranks. One process taking one batch per step gets every batch, in order.
+    """
+    usable = len(batches) - len(batches) % (world_size * per_step)
+    return list(batches[rank:usable:world_size])
+
+
 @dataclass(frozen=True)
 class Batch:
     ids: list[str]

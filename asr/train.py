@@ -2,6 +2,10 @@
 AdamW with warmup, length-bucketed batches, per-step CSV log, attention plots, atomic and
 exactly resumable checkpoints, checkpoint selection by dev WER and checkpoint averaging.
 
+Under torchrun the same loop runs in every process (asr/distributed.py): each rank trains on its
+own shard of the epoch's batches (asr.data.shard_batches), DistributedDataParallel averages the
+gradients, and rank 0 alone evaluates and writes everything below.
+
 Layout of an experiment directory (cfg.train.exp_dir):
     config.yaml          the config of the run
     tokenizer/           the tokenizer trained on the training transcripts
@@ -19,19 +23,24 @@ import math
 import os
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from statistics import fmean
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from asr.config import (
     ConfigError, ExperimentConfig, experiment_config, load_config, resolve_device, save_config, to_dict,
 )
-from asr.data import ASRDataset, Batch, BucketBatchSampler, Utterance, collate, load_manifest
+from asr.data import ASRDataset, Batch, BucketBatchSampler, Utterance, collate, load_manifest, shard_batches
+from asr.distributed import join_world, leave_world
 from asr.evaluate import Normalizer, score
 from asr.features import compute_cmvn, fbank
 from asr.audio import load_audio
@@ -48,10 +57,11 @@ CMVN_MAX_UTTS = 2000  # utterances read to estimate the global mean/std
 class TrainState:
     step: int = 0
     epoch: int = 0
-    batch_in_epoch: int = 0  # batches of `epoch` already trained on (for mid-epoch resume)
+    batch_in_epoch: int = 0  # batches of `epoch`'s list already trained on, by all ranks (for mid-epoch resume)
     best: list = field(default_factory=list)  # [[dev_wer, step], ...] kept checkpoints, best first
     seconds: float = 0.0  # training wall time so far
     last_eval_step: int = -1
+    world_size: int = 1  # processes that trained the last step
 
 
 def noam_lambda(warmup: int):
@@ -66,38 +76,59 @@ def sampling_prob_at(cfg: ExperimentConfig, step: int) -> float:
     return ss.max_prob * min(1.0, (step - ss.start_step) / max(ss.ramp_steps, 1))
 
 
-def save_checkpoint(path: Path, cfg: ExperimentConfig, model, optimizer, scheduler, state: TrainState) -> None:
-    """torch.save to a temporary file, then an atomic rename: a kill never leaves half a checkpoint."""
+def rng_state() -> dict:
+    """This process's random generators (torch, CUDA, Python, NumPy), in a checkpoint's keys."""
+    return {
+        "rng_torch": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "rng_python": json.dumps(random.getstate()),
+        "rng_numpy": json.dumps([x.tolist() if isinstance(x, np.ndarray) else x for x in np.random.get_state()]),
+    }
+
+
+def set_rng_state(saved: dict) -> None:
+    torch.set_rng_state(saved["rng_torch"])
+    if saved["rng_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["rng_cuda"])
+    version, internal, gauss = json.loads(saved["rng_python"])
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = json.loads(saved["rng_numpy"])
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def save_checkpoint(
+    path: Path, cfg: ExperimentConfig, model, optimizer, scheduler, scaler, state: TrainState, rngs: list[dict]
+) -> None:
+    """torch.save to a temporary file, then an atomic rename: a kill never leaves half a checkpoint.
+    rngs: rng_state() of every rank, in rank order (rank 0's under the top-level keys)."""
     payload = {
         "config": json.dumps(to_dict(cfg)),  # the run's config, so a resume can check it continues the same run
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),  # empty unless fp16
         "state": json.dumps(asdict(state)),
-        "rng_torch": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "rng_python": json.dumps(random.getstate()),
-        "rng_numpy": json.dumps([x.tolist() if isinstance(x, np.ndarray) else x for x in np.random.get_state()]),
+        **rngs[0],
+        "rng_other_ranks": rngs[1:],
     }
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, model, optimizer=None, scheduler=None) -> TrainState:
-    """Restore everything save_checkpoint wrote. weights_only=True: nothing is unpickled."""
+def load_checkpoint(path: Path, model, optimizer=None, scheduler=None, scaler=None, rank: int = 0) -> TrainState:
+    """Restore everything save_checkpoint wrote, with rank `rank`'s random generators (a rank the
+    checkpoint's run did not have keeps its own). weights_only=True: nothing is unpickled."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(ckpt["model"])
     if optimizer is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["rng_torch"])
-        if ckpt["rng_cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
-        version, internal, gauss = json.loads(ckpt["rng_python"])
-        random.setstate((version, tuple(internal), gauss))
-        name, keys, pos, has_gauss, cached = json.loads(ckpt["rng_numpy"])
-        np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+        if scaler is not None and scaler.is_enabled() and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        rngs = [ckpt, *ckpt.get("rng_other_ranks", [])]
+        if rank < len(rngs):
+            set_rng_state(rngs[rank])
     return TrainState(**json.loads(ckpt["state"]))
 
 
@@ -114,7 +145,7 @@ def checkpoint_config(path: Path) -> Optional[ExperimentConfig]:
 # the interrupted epoch holds: the result would be a model no single config.yaml describes.
 RESUMABLE_KEYS = (
     "train.epochs", "train.max_steps", "train.log_every", "train.eval_every_steps", "train.checkpoint_every_steps",
-    "train.num_workers", "train.device", "train.amp", "train.keep_checkpoints", "train.average_best",
+    "train.num_workers", "train.device", "train.precision", "train.keep_checkpoints", "train.average_best",
     "train.report_data", "train.exp_dir",
 )
 
@@ -166,47 +197,78 @@ def estimate_cmvn(utts, cfg: ExperimentConfig) -> tuple[torch.Tensor, torch.Tens
     return compute_cmvn(feats)
 
 
+def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """train.precision on `device` -> the dtype the forward pass autocasts to (None: fp32 throughout).
+    The losses are computed in fp32 either way (asr/losses.py)."""
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision: fp16 needs a GPU; on CPU use bf16 or fp32")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def step_groups(batches: Iterable[Batch], size: int) -> Iterator[list[Batch]]:
+    """Batches -> lists of `size` consecutive ones: the batches of one optimiser step (a partial last group is dropped)."""
+    group = []
+    for batch in batches:
+        group.append(batch)
+        if len(group) == size:
+            yield group
+            group = []
+
+
 class Trainer:
     def __init__(self, cfg: ExperimentConfig):
         self.cfg = cfg
-        # the config's mistakes, as ConfigError, before anything is written
+        # the config's mistakes, as ConfigError, before anything is written (on every rank alike)
         self.device = resolve_device(cfg.train.device)
+        self.autocast_dtype = autocast_dtype(cfg.train.precision, self.device)
         for name in ("train_data", "dev_data"):
             if not getattr(cfg.train, name):
                 raise ConfigError(f"train.{name} is not set: give a Kaldi data dir or a JSONL manifest")
+        self.world, self.device = join_world(self.device)
         self.exp = Path(cfg.train.exp_dir)
-        try:
-            (self.exp / "checkpoints").mkdir(parents=True, exist_ok=True)
-            (self.exp / "plots").mkdir(exist_ok=True)
-        except OSError as e:
-            raise ConfigError(f"train.exp_dir: cannot create {self.exp}/ ({e.strerror})") from None
         last = self.exp / "checkpoints" / "last.pt"
         if last.exists():
             self._check_resume(last)
-        save_config(cfg, self.exp / "config.yaml")
-        torch.manual_seed(cfg.train.seed)
-        random.seed(cfg.train.seed)
-        np.random.seed(cfg.train.seed)
+        if self.world.is_main:
+            try:
+                (self.exp / "checkpoints").mkdir(parents=True, exist_ok=True)
+                (self.exp / "plots").mkdir(exist_ok=True)
+            except OSError as e:
+                raise ConfigError(f"train.exp_dir: cannot create {self.exp}/ ({e.strerror})") from None
+            save_config(cfg, self.exp / "config.yaml")
+        # Each rank its own seed, so that ranks draw different dropout masks; rank 0's is the run's.
+        seed = cfg.train.seed + self.world.rank
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed)
 
         self.train_utts = load_manifest(cfg.train.train_data)
         self.dev_utts = load_manifest(cfg.train.dev_data)
         if cfg.train.dev_max_utts:
             self.dev_utts = self.dev_utts[: cfg.train.dev_max_utts]
-        self.tokenizer = build_tokenizer(cfg, [u.text for u in self.train_utts], self.exp / "tokenizer")
+        with self.world.main_first():  # rank 0 trains and saves it, the others load it
+            self.tokenizer = build_tokenizer(cfg, [u.text for u in self.train_utts], self.exp / "tokenizer")
 
         self.model = ASRModel(cfg.model, self.tokenizer.vocab_size, cfg.features.num_mel_bins).to(self.device)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.optim.lr, betas=(0.9, 0.98), weight_decay=cfg.optim.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, noam_lambda(cfg.optim.warmup_steps))
-        self.amp = cfg.train.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         self.state = TrainState()
-        if last.exists():
-            self.state = load_checkpoint(last, self.model, self.optimizer, self.scheduler)
-            print(f"resumed from {last} at step {self.state.step} (epoch {self.state.epoch})")
-        else:
-            mean, std = estimate_cmvn(self.train_utts, cfg)
+        if last.exists():  # every rank loads the same checkpoint
+            self.state = load_checkpoint(last, self.model, self.optimizer, self.scheduler, self.scaler, self.world.rank)
+            self._say(f"resumed from {last} at step {self.state.step} (epoch {self.state.epoch})")
+            if self.state.world_size != self.world.size:
+                self._say(f"resuming with {self.world.size} processes (the run had {self.state.world_size}): "
+                          "the global batch changes from here")
+        else:  # estimated by rank 0, sent to the others
+            mean, std = self.world.from_main(estimate_cmvn(self.train_utts, cfg) if self.world.is_main else None)
             self.model.set_cmvn(mean.to(self.device), std.to(self.device))
+        self.state.world_size = self.world.size
+        self.train_model = self._data_parallel()
 
         self.train_set = ASRDataset(self.train_utts, self.tokenizer, cfg.features, cfg.augment, seed=cfg.train.seed)
         self.dev_set = ASRDataset(self.dev_utts, self.tokenizer, cfg.features, None, seed=cfg.train.seed)
@@ -228,7 +290,26 @@ class Trainer:
             saved = load_config(self.exp / "config.yaml")
         if saved is not None:
             for change in check_resume(saved, self.cfg, last):
-                print(f"resuming with {change}")
+                self._say(f"resuming with {change}")
+
+    def _say(self, line: str) -> None:
+        if self.world.is_main:
+            print(line)
+
+    def _data_parallel(self) -> nn.Module:
+        """The module the training step calls: the model itself in one process; across processes, DDP
+        around it, which copies rank 0's weights and buffers to every rank now and averages the
+        gradients in every synchronised backward pass."""
+        if self.world.size == 1:
+            return self.model
+        if self.model.no_speech_head is not None:  # it learns afterwards (asr train-no-speech); DDP needs
+            self.model.no_speech_head.requires_grad_(False)  # a gradient for every trainable parameter
+        # broadcast_buffers=False: DDP would send every buffer from rank 0 before every forward pass. The
+        # CMVN statistics and the position tables are the same on every rank already, and the Conformer's
+        # batch-norm statistics are used by rank 0 alone (evaluation, checkpoints).
+        return DistributedDataParallel(
+            self.model, device_ids=[self.device] if self.device.type == "cuda" else None, broadcast_buffers=False
+        )
 
     # ------------------------------------------------------------------ training
     def run(self) -> Path:
@@ -236,20 +317,16 @@ class Trainer:
         sampler = BucketBatchSampler(self.train_set.frame_lengths(), cfg.max_frames_per_batch, shuffle=True, seed=cfg.seed)
         start = time.time() - self.state.seconds
         while self.state.epoch < cfg.epochs and not self._done():
-            sampler.set_epoch(self.state.epoch)
-            self.train_set.set_epoch(self.state.epoch)
-            batches = list(sampler)[self.state.batch_in_epoch :]
-            loader = DataLoader(
-                self.train_set, batch_sampler=batches, collate_fn=collate, num_workers=cfg.num_workers,
-                persistent_workers=False,
-            )
+            loader = self._epoch_loader(sampler)
             # disable=None: a progress bar on a terminal, none in a log file (evaluations still print)
-            bar = tqdm(loader, desc=f"epoch {self.state.epoch}", leave=False, dynamic_ncols=True, disable=None)
-            for batch in bar:
-                row = self._train_step(batch.to(self.device))
-                self.state.batch_in_epoch += 1
+            bar = tqdm(loader, desc=f"epoch {self.state.epoch}", leave=False, dynamic_ncols=True,
+                       disable=None if self.world.is_main else True)
+            for batches in step_groups(bar, cfg.accumulate_steps):
+                row = self._train_step([batch.to(self.device) for batch in batches])
+                self.state.batch_in_epoch += self.world.size * cfg.accumulate_steps
                 self.state.seconds = time.time() - start
                 if self.state.step % cfg.log_every == 0:
+                    row = self._over_ranks(row)
                     self._log(row)
                     bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.3f}")
                 if cfg.eval_every_steps and self.state.step % cfg.eval_every_steps == 0:
@@ -265,34 +342,78 @@ class Trainer:
                     self._evaluate()
         if self.state.last_eval_step != self.state.step:
             self._evaluate()
-        return self.export()
+        out = self.export() if self.world.is_main else self.exp / "model"
+        self.world.barrier()  # every rank returns once the model directory is written
+        return out
 
-    def _save(self, path: Path) -> None:
-        save_checkpoint(path, self.cfg, self.model, self.optimizer, self.scheduler, self.state)
+    def _epoch_loader(self, sampler: BucketBatchSampler) -> DataLoader:
+        """This rank's share (shard_batches) of the batches of the epoch not yet trained on."""
+        cfg = self.cfg.train
+        sampler.set_epoch(self.state.epoch)
+        self.train_set.set_epoch(self.state.epoch)
+        remaining = list(sampler)[self.state.batch_in_epoch :]
+        per_step = self.world.size * cfg.accumulate_steps
+        if self.state.batch_in_epoch == 0 and len(remaining) < per_step:
+            raise ConfigError(
+                f"the training data makes {len(remaining)} batches an epoch, fewer than one step takes "
+                f"({self.world.size} processes x train.accumulate_steps {cfg.accumulate_steps}): "
+                "lower train.max_frames_per_batch or train.accumulate_steps"
+            )
+        return DataLoader(
+            self.train_set, batch_sampler=shard_batches(remaining, self.world.rank, self.world.size, cfg.accumulate_steps),
+            collate_fn=collate, num_workers=cfg.num_workers, persistent_workers=False,
+        )
+
+    def _save(self, *paths: Path) -> None:
+        """Every rank gives its random generators' state; rank 0 writes the checkpoint to each of `paths`."""
+        rngs = self.world.gather(rng_state())
+        if self.world.is_main:
+            for path in paths:
+                save_checkpoint(path, self.cfg, self.model, self.optimizer, self.scheduler, self.scaler, self.state, rngs)
 
     def _done(self) -> bool:
         return bool(self.cfg.train.max_steps) and self.state.step >= self.cfg.train.max_steps
 
-    def _train_step(self, batch: Batch) -> dict:
+    def _train_step(self, batches: list[Batch]) -> dict:
+        """One optimiser step on this rank's `batches` (train.accumulate_steps of them): the gradient is
+        the mean of the batches' loss gradients over the batches and the ranks. -> this rank's figures."""
         self.model.train()
-        step = self.state.step
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            out = self.model(
-                batch.feats, batch.feat_lens, batch.tokens, batch.token_lens, self.cfg.loss,
-                sampling_prob_at(self.cfg, step), batch.speech,
-            )
+        sampling_prob = sampling_prob_at(self.cfg, self.state.step)
         self.optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
+        outs = []
+        for i, batch in enumerate(batches):
+            # DDP averages the gradients over the ranks in the step's last backward pass only
+            last = i == len(batches) - 1
+            with nullcontext() if last or self.world.size == 1 else self.train_model.no_sync():
+                with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                    out = self.train_model(
+                        batch.feats, batch.feat_lens, batch.tokens, batch.token_lens, self.cfg.loss,
+                        sampling_prob, batch.speech,
+                    )
+                self.scaler.scale(out.loss / len(batches)).backward()  # scale: fp16's loss scaling, else as is
+            outs.append(out)
+        self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # skipped by fp16's scaler when a gradient is not finite
+        self.scaler.update()
         self.scheduler.step()
         self.state.step += 1
+        frames = sum(batch.feat_lens.sum().item() for batch in batches)
         return {
-            "loss": out.loss.item(), "attention_ce": out.attention_ce.item(), "ctc": out.ctc.item(),
-            "guided": out.guided.item(), "accuracy": out.accuracy,
+            "loss": fmean(o.loss.item() for o in outs), "attention_ce": fmean(o.attention_ce.item() for o in outs),
+            "ctc": fmean(o.ctc.item() for o in outs), "guided": fmean(o.guided.item() for o in outs),
+            "accuracy": fmean(o.accuracy for o in outs),
             "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0],
-            "audio_seconds": batch.feat_lens.sum().item() * self.cfg.features.frame_shift_ms / 1000,
+            "audio_seconds": frames * self.cfg.features.frame_shift_ms / 1000,
         }
+
+    def _over_ranks(self, row: dict) -> dict:
+        """A step's figures over all ranks: audio seconds summed, the rest averaged (the gradient norm
+        and the learning rate are the same on every rank)."""
+        if self.world.size == 1:
+            return row
+        total = dict(zip(row, self.world.sum(list(row.values()))))
+        return {k: v if k == "audio_seconds" else v / self.world.size for k, v in total.items()}
 
     # ---------------------------------------------------------------- evaluation
     def dev_wer(self, model: Optional[ASRModel] = None, utts: Optional[list[Utterance]] = None) -> float:
@@ -306,23 +427,29 @@ class Trainer:
         return score({u.id: u.text or "" for u in utts}, hyps, Normalizer()).wer
 
     def _evaluate(self) -> None:
-        wer = self.dev_wer()
-        report = {"report_wer": self.dev_wer(utts=self.report_utts)} if self.report_utts else {}
-        self._plot_attention()
-        step = self.state.step
+        """Rank 0 scores the dev (and report) set and plots, the others waiting; then every rank keeps
+        the same list of best checkpoints, and rank 0 writes them."""
+        scores = None
+        if self.world.is_main:
+            scores = {"dev_wer": self.dev_wer()}
+            if self.report_utts:
+                scores["report_wer"] = self.dev_wer(utts=self.report_utts)
+            self._plot_attention()
+        scores = self.world.from_main(scores)
+        wer, step = scores["dev_wer"], self.state.step
         ckpt_dir = self.exp / "checkpoints"
         self.state.best.append([wer, step])
         self.state.best.sort(key=lambda ws: (ws[0], -ws[1]))  # lowest WER first, later step on ties
         kept, dropped = self.state.best[: self.cfg.train.keep_checkpoints], self.state.best[self.cfg.train.keep_checkpoints :]
         self.state.best = kept
         self.state.last_eval_step = step
-        if [wer, step] in kept:
-            self._save(ckpt_dir / f"step-{step}.pt")
+        self._save(*([ckpt_dir / f"step-{step}.pt"] if [wer, step] in kept else []), ckpt_dir / "last.pt")
+        if not self.world.is_main:
+            return
         for _, s in dropped:
             (ckpt_dir / f"step-{s}.pt").unlink(missing_ok=True)
-        self._save(ckpt_dir / "last.pt")
-        self._log({"dev_wer": wer, **report})
-        extra = f", report WER {100 * report['report_wer']:.2f}%" if report else ""
+        self._log(scores)
+        extra = f", report WER {100 * scores['report_wer']:.2f}%" if "report_wer" in scores else ""
         tqdm.write(f"step {step}: dev WER {100 * wer:.2f}%{extra}")
 
     def _plot_attention(self) -> None:
@@ -338,6 +465,8 @@ class Trainer:
                        title=f"{self.dev_utts[self.plot_index].id} step {self.state.step}")
 
     def _log(self, row: dict) -> None:
+        if not self.world.is_main:
+            return
         row = {"step": self.state.step, "epoch": self.state.epoch, "seconds": round(self.state.seconds, 1), **row}
         new = not self.log_path.exists()
         with self.log_path.open("a", newline="") as f:
@@ -367,5 +496,9 @@ LOG_FIELDS = ["step", "epoch", "seconds", "loss", "attention_ce", "ctc", "guided
 
 
 def train(cfg: ExperimentConfig) -> Path:
-    """Train (resuming from exp_dir/checkpoints/last.pt if present) and export the model directory."""
-    return Trainer(cfg).run()
+    """Train (resuming from exp_dir/checkpoints/last.pt if present) and export the model directory;
+    under torchrun, as one of its processes."""
+    try:
+        return Trainer(cfg).run()
+    finally:
+        leave_world()

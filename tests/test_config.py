@@ -26,7 +26,7 @@ def test_retired_keys_at_their_no_effect_values_are_dropped(tmp_path):
 @pytest.mark.parametrize(
     ("section", "key", "value"),
     [("features", "utterance_cmn", True), ("loss", "guided_layers", [0]), ("loss", "guided_heads", [1, 2]),
-     ("loss", "guided_decay_steps", 500)],
+     ("loss", "guided_decay_steps", 500), ("train", "amp", False)],
 )
 def test_retired_keys_that_ask_for_something_are_refused(tmp_path, section, key, value):
     path = tmp_path / "old.yaml"

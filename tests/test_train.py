@@ -14,10 +14,10 @@ import yaml
 
 from asr.audio import load_audio
 from asr.config import ConfigError, load_config
-from asr.data import load_manifest
+from asr.data import collate, load_manifest
 from asr.features import compute_cmvn, fbank
 from asr.model import ASRModel, load_model_dir
-from asr.train import Trainer, average_checkpoints, checkpoint_config, estimate_cmvn, train
+from asr.train import Trainer, autocast_dtype, average_checkpoints, checkpoint_config, estimate_cmvn, train
 
 WORDS = "zero one two three four five six seven eight nine".split()
 TINY = {
@@ -48,9 +48,10 @@ def write_config(tmp_path: Path, data: Path, **train) -> Path:
     return path
 
 
-def test_overfits_real_utterances_to_zero_wer(tmp_path, fsdd_dir):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: autocast on CPU, losses in fp32
+def test_overfits_real_utterances_to_zero_wer(tmp_path, fsdd_dir, precision):
     data = make_data_dir(tmp_path / "data", fsdd_dir)
-    cfg = load_config(write_config(tmp_path, data, max_steps=160, eval_every_steps=40))
+    cfg = load_config(write_config(tmp_path, data, max_steps=160, eval_every_steps=40, precision=precision))
     model_dir = train(cfg)
     with open(tmp_path / "exp" / "train_log.csv", newline="") as f:
         wers = [float(row["dev_wer"]) for row in csv.DictReader(f) if row["dev_wer"]]  # eval rows only
@@ -114,6 +115,36 @@ def load_checkpoint_step(path: Path) -> int:
     import json
 
     return json.loads(torch.load(path, map_location="cpu", weights_only=True)["state"])["step"]
+
+
+def test_two_accumulated_half_batches_step_as_the_whole_batch(tmp_path, fsdd_dir):
+    """train.accumulate_steps: a step's gradient is the mean of its batches' gradients, which is the whole
+    batch's gradient when the halves hold as many utterances and tokens (one word each here). Two steps on
+    two halves each give the losses and gradients of two steps on the whole batches. (Gradients, not
+    weights: AdamW turns the rounding noise of a gradient that is 0 in theory, e.g. the attention's key
+    bias, into a full-size step of random sign.)"""
+    data = make_data_dir(tmp_path / "data", fsdd_dir, takes=(0, 1))
+    trainers = []
+    for name, steps in (("halves", 2), ("whole", 1)):
+        (tmp_path / name).mkdir()
+        trainers.append(Trainer(load_config(write_config(tmp_path / name, data, accumulate_steps=steps))))
+    halves, whole = trainers
+    for first in (0, 8):
+        items = [halves.train_set[i] for i in range(first, first + 8)]  # (T, 80) features of one word each
+        a = halves._train_step([collate(items[:4]), collate(items[4:])])
+        b = whole._train_step([collate(items)])
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+        for (name, p), q in zip(halves.model.named_parameters(), whole.model.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)  # the step's (clipped) gradient
+
+
+def test_precision_picks_the_autocast_dtype():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert autocast_dtype("auto", cpu) is None and autocast_dtype("auto", gpu) == torch.bfloat16  # as amp: true did
+    assert autocast_dtype("bf16", cpu) == torch.bfloat16 and autocast_dtype("fp16", gpu) == torch.float16
+    assert autocast_dtype("fp32", gpu) is None
+    with pytest.raises(ConfigError, match="fp16 needs a GPU"):
+        autocast_dtype("fp16", cpu)
 
 
 def test_average_checkpoints_is_the_mean(tmp_path):
