@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Optional, Sequence, TextIO
 import yaml
 
 from asr.audio import AudioError
-from asr.config import ConfigError, check_vtln_warps, resolve_device, yaml_problem
+from asr.config import ConfigError, check_attention_window, check_vtln_warps, resolve_device, yaml_problem
 from asr.data import ManifestError
 from asr.decoding import MAX_BEAM_SIZE, METHODS, DecodeOptions
 
@@ -38,6 +38,12 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ctc-weight", type=float, default=None,
                    help="weight of CTC prefix scores in beam search (default: the model's inference.ctc_weight)")
     p.add_argument("--length-penalty", type=float, default=None, help="alpha in score / n ** alpha (default: the model's, 1.0)")
+    p.add_argument("--attention-window", type=attention_window, default=None, metavar="FIRST,LAST|off",
+                   help="each token may attend only encoder frames (40 ms) FIRST..LAST after the previous token's "
+                   "attention peak, e.g. 4,24; off = all frames (default: the model's inference.attention_window)")
+    p.add_argument("--eos-penalty", type=float, default=None,
+                   help="subtracted from the end-of-sentence log-prob at each step; needs an attention window "
+                   "(default: the model's inference.eos_penalty with its window, 0 without)")
     add_vtln_warps_argument(p)
     p.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
 
@@ -90,8 +96,24 @@ def warp_list(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def attention_window(text: str) -> tuple[int, ...]:
+    """An argparse type: "off" -> (), "FIRST,LAST" -> (FIRST, LAST), checked as the config checks it."""
+    if text.strip().lower() == "off":
+        return ()
+    try:
+        window = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected off or FIRST,LAST (whole numbers), got {text!r}") from None
+    try:
+        return check_attention_window(window, "attention window")
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def decode_options(args: argparse.Namespace, transcriber) -> DecodeOptions:
-    return transcriber.options(args.decoder, args.beam_size, args.ctc_weight, args.length_penalty)
+    return transcriber.options(
+        args.decoder, args.beam_size, args.ctc_weight, args.length_penalty, args.attention_window, args.eos_penalty
+    )
 
 
 def parse_overrides(items: Sequence[str]) -> dict:

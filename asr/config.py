@@ -156,6 +156,26 @@ def check_vtln_warps(warps: Iterable[float], name: str = "inference.vtln_warps")
     return warps
 
 
+def check_attention_window(window: Iterable[int], name: str = "attention_window") -> tuple[int, ...]:
+    """The one check of an attention window (asr.decoding.DecodeOptions.attention_window), wherever it
+    is given: () (off) or two whole numbers (first, last), first <= last. -> the window as a tuple;
+    ConfigError naming `name` otherwise."""
+    window = tuple(window)
+    whole = all(isinstance(x, int) and not isinstance(x, bool) for x in window)
+    if window and not (len(window) == 2 and whole and window[0] <= window[1]):
+        raise ConfigError(f"{name}: need [] (off) or two whole numbers [first, last] with first <= last, got {list(window)}")
+    return window
+
+
+def check_eos_penalty(penalty: float, window: tuple[int, ...], name: str = "eos_penalty") -> None:
+    """The one check of an EOS penalty: finite, >= 0, and 0 without an attention window (without one
+    the attention returns to words already read, and a decoder kept from ending loops). ConfigError otherwise."""
+    if not (isinstance(penalty, (int, float)) and 0 <= penalty < float("inf")):
+        raise ConfigError(f"{name}: need a number >= 0, got {penalty!r}")
+    if penalty > 0 and not window:
+        raise ConfigError(f"{name}: {penalty} needs an attention window (without one the decoder loops); set it to 0")
+
+
 @dataclass(frozen=True)
 class InferenceConfig:
     """How the Transcriber cuts long recordings: pieces close to the training lengths decode best."""
@@ -172,9 +192,16 @@ class InferenceConfig:
     # gives no words.
     min_speech_dbfs: float = -70.0
     no_speech_threshold: float = 0.5
+    # Default attention window of the searches (asr.decoding.DecodeOptions.attention_window): encoder
+    # frames [first, last] around the previous token's attention peak that the next token may attend;
+    # [] = off, the attention sees the whole piece.
+    attention_window: tuple[int, ...] = ()
+    eos_penalty: float = 0.0  # default DecodeOptions.eos_penalty: subtracted from EOS's log-prob; needs the window
 
     def __post_init__(self) -> None:
         check_vtln_warps(self.vtln_warps)
+        check_attention_window(self.attention_window, "inference.attention_window")
+        check_eos_penalty(self.eos_penalty, self.attention_window, "inference.eos_penalty")
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,27 @@ once); outputs are short, so this stays cheap.
 
 Conventions (natural-log probabilities throughout):
 - A hypothesis' `score` is what the search maximised: the sum of its tokens' log-probs,
-  EOS included when it ended with one. With `ctc_weight` w > 0 it is the joint score
-  (1 - w) * log P_att(y) + w * log P_ctc(y).
+  EOS included when it ended with one, less `eos_penalty` if so. With `ctc_weight` w > 0 it
+  is the joint score (1 - w) * log P_att(y) + w * log P_ctc(y) (less `eos_penalty`).
 - Finished hypotheses are ranked by score / n ** length_penalty, n = number of scored
   tokens (emitted tokens + 1 for EOS; a hypothesis cut at the maximum length has no EOS).
   length_penalty = 0 ranks by raw log-prob; 1 by mean log-prob per token.
 - `confidence` = exp(mean attention-decoder log-prob per scored token), in [0, 1].
+- Identical neighbouring words ("four four one"): the cross-attention is content-based and
+  nothing tells the decoder where it read its last token, so it fails in two ways. After the
+  first "four" the attention may jump to "one"; or it finds the second "four" and the decoder
+  ends there, because its EOS row (left free by the guided attention loss) learnt to look back
+  at the last word: "the word I see is the one I just wrote" reads as the end.
+  `attention_window` = (first, last) (off when empty) keeps the attention moving forward one
+  word at a time: each new token may only attend encoder frames peak + first .. peak + last
+  (clipped to the utterance), peak being the frame the previous token's attention (mean over
+  heads and layers) peaked at; the first token sees everything. With first > 0 the decoder
+  can no longer look back, so at the true end it sees only the last word's tail and silence
+  and is sure of EOS, while an EOS on a repeated word is much less sure: `eos_penalty`,
+  subtracted from EOS's log-prob at every step, makes it read on there. The penalty needs
+  the window: without it the attention returns to words already read and the decoder loops.
+  Each hypothesis keeps its tokens' peaks, so re-running the decoder on a prefix (it has no
+  key/value cache) rebuilds the same masks.
 - Non-finite model output (NaN or infinite logits or log-probs, e.g. on absurd input) counts
   as log-prob -inf: such paths are never chosen. A search left with no hypothesis of finite
   score returns the empty hypothesis (no tokens, score -inf, confidence 0.0), so every input
@@ -29,6 +44,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
+from asr.config import check_attention_window, check_eos_penalty
 from asr.model.asr_model import prepend_sos
 from asr.tokenizer import BLANK_ID, EOS_ID, PAD_ID, SOS_ID
 
@@ -49,6 +65,10 @@ class DecodeOptions:
     max_len_ratio: float = 1.0
     min_max_len: int = 10
     ctc_weight: float = 0.0  # beam only: weight of the CTC prefix score (needs model.has_ctc)
+    # (first, last): encoder frames, relative to the previous token's attention peak, that the
+    # next token may attend (module docstring); () = off, the attention sees every frame
+    attention_window: tuple[int, ...] = ()
+    eos_penalty: float = 0.0  # subtracted from EOS's log-prob at each step (needs attention_window)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -63,6 +83,8 @@ class DecodeOptions:
             raise ValueError(f"min_max_len must be an integer >= 1, got {self.min_max_len!r}")
         if not 0 <= self.ctc_weight < 1:
             raise ValueError(f"ctc_weight must be in [0, 1), got {self.ctc_weight!r}")
+        check_attention_window(self.attention_window)
+        check_eos_penalty(self.eos_penalty, self.attention_window)
 
     def max_lens(self, enc_lens: Tensor) -> Tensor:
         """Maximum number of output tokens (EOS excluded) per utterance: (B,) long."""
@@ -77,9 +99,10 @@ def _is_int(x: object) -> bool:
 @dataclass(frozen=True, eq=False)
 class Hypothesis:
     tokens: list[int]  # without SOS / EOS
-    score: float  # log-prob (joint with CTC when ctc_weight > 0); -inf: nothing found (module docstring)
+    score: float  # log-prob (joint with CTC when ctc_weight > 0; less eos_penalty); -inf: nothing found (module docstring)
     confidence: float  # in [0, 1]; 0.0 when nothing was found
     attention: Optional[Tensor] = None  # (U, T'): cross-attention, mean over heads and layers
+    peaks: Optional[list[int]] = None  # (U,): frame each token's attention peaked at (searches with a window)
 
 
 @torch.inference_mode()
@@ -108,12 +131,12 @@ def search(
         return ctc_greedy_search(model.ctc_log_probs(enc), enc_lens)
     max_lens = opts.max_lens(enc_lens)
     if opts.method == "greedy":
-        hyps = greedy_search(model, enc, enc_lens, max_lens)
+        hyps = greedy_search(model, enc, enc_lens, max_lens, opts.attention_window, opts.eos_penalty)
     else:
         hyps = beam_search(model, enc, enc_lens, max_lens, opts)
     if not need_attention:
         return hyps
-    attention = cross_attention(model, enc, enc_lens, [h.tokens for h in hyps])
+    attention = cross_attention(model, enc, enc_lens, hyps, opts.attention_window)
     return [dataclasses.replace(h, attention=a) for h, a in zip(hyps, attention)]
 
 
@@ -130,12 +153,35 @@ def _check_model(model, opts: DecodeOptions) -> None:
         raise ValueError(f"method={opts.method!r} with ctc_weight={opts.ctc_weight} needs a model with a CTC head")
 
 
-def _next_log_probs(model, enc: Tensor, enc_lens: Tensor, ys: Tensor) -> Tensor:
-    """Log-probs of the token after each prefix: ys (N, U) starting with SOS -> (N, V), finite or -inf."""
-    logits, _ = model.forward_decoder(enc, enc_lens, ys)  # (N, U, V)
+def _next_log_probs(
+    model, enc: Tensor, enc_lens: Tensor, ys: Tensor, peaks: Tensor, window: tuple[int, ...]
+) -> tuple[Tensor, Optional[Tensor]]:
+    """Log-probs of the token after each prefix: ys (N, U) starting with SOS -> (N, V), finite or -inf.
+    With a window (peaks (N, U - 1): the attention peaks of the prefix's tokens) also the peak of
+    the new token's attention (N,); None without."""
+    if not window:
+        logits, _ = model.forward_decoder(enc, enc_lens, ys)  # (N, U, V)
+        peak = None
+    else:
+        mask = window_mask(peaks, enc_lens, enc.size(1), window)  # (N, U, T')
+        logits, attn = model.forward_decoder(enc, enc_lens, ys, need_attention=True, cross_mask=mask)
+        peak = torch.stack([a[:, :, -1] for a in attn]).float().mean(dim=(0, 2)).argmax(-1)  # L x (N, H, T') -> (N,)
     log_probs = _finite_or_minus_inf(logits[:, -1].float().log_softmax(-1))
     log_probs[:, _NEVER_EMITTED] = -math.inf
-    return log_probs
+    return log_probs, peak
+
+
+def window_mask(peaks: Tensor, enc_lens: Tensor, frames: int, window: tuple[int, ...]) -> Tensor:
+    """The frames each decoder position may attend: peaks (N, U) of the tokens fed after SOS ->
+    (N, U + 1, T') bool. Position 0 (SOS, predicting the first token) sees every frame; position
+    u sees peaks[:, u - 1] + first .. + last, clipped to the valid frames (never empty)."""
+    first, last = window
+    end = (enc_lens - 1)[:, None]  # (N, 1): last valid frame
+    lo = torch.minimum((peaks + first).clamp(min=0), end)[..., None]  # (N, U, 1)
+    hi = torch.minimum((peaks + last).clamp(min=0), end)[..., None]
+    t = torch.arange(frames, device=peaks.device)  # (T',)
+    inside = (t >= lo) & (t <= hi)  # (N, U, T')
+    return torch.cat([inside.new_ones(len(peaks), 1, frames), inside], 1)
 
 
 def _finite_or_minus_inf(log_probs: Tensor) -> Tensor:
@@ -156,13 +202,18 @@ def _confidence(log_prob_sum: float, n_scored: int) -> float:
     return min(1.0, math.exp(log_prob_sum / n_scored))
 
 
-def greedy_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor) -> list[Hypothesis]:
+def greedy_search(
+    model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, window: tuple[int, ...] = (), eos_penalty: float = 0.0
+) -> list[Hypothesis]:
     """Most likely next token at every step, for the whole batch until all have emitted EOS.
     An utterance whose best next token has log-prob -inf (non-finite model output) gets the
-    empty hypothesis."""
+    empty hypothesis. window, eos_penalty: as in DecodeOptions."""
     batch = enc.size(0)
     ys = torch.full((batch, 1), SOS_ID, dtype=torch.long, device=enc.device)  # (B, 1 + step)
-    log_prob = torch.zeros(batch, device=enc.device)
+    peaks = torch.zeros(batch, 0, dtype=torch.long, device=enc.device)  # (B, step) with a window, else (B, 0)
+    eos_cost = torch.zeros(model.vocab_size, device=enc.device)  # (V,)
+    eos_cost[EOS_ID] = eos_penalty
+    log_prob = torch.zeros(batch, device=enc.device)  # model log-prob of the tokens chosen
     n_scored = torch.zeros(batch, dtype=torch.long, device=enc.device)
     done = torch.zeros(batch, dtype=torch.bool, device=enc.device)
     failed = torch.zeros(batch, dtype=torch.bool, device=enc.device)
@@ -170,7 +221,11 @@ def greedy_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor) -> lis
         done |= max_lens <= step  # prefix already holds the maximum number of tokens
         if done.all():
             break
-        best_lp, best = _next_log_probs(model, enc, enc_lens, ys).max(-1)  # (B,), (B,)
+        log_probs, peak = _next_log_probs(model, enc, enc_lens, ys, peaks, window)  # (B, V), (B,) or None
+        best_lp, best = (log_probs - eos_cost).max(-1)  # (B,), (B,): the search's choice
+        best_lp = best_lp + eos_cost[best]  # the model's log-prob of it
+        if peak is not None:
+            peaks = torch.cat([peaks, peak[:, None]], 1)
         failed |= ~done & torch.isinf(best_lp)  # no token with a finite log-prob
         done |= failed
         log_prob += torch.where(done, 0.0, best_lp)
@@ -178,9 +233,11 @@ def greedy_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor) -> lis
         ys = torch.cat([ys, torch.where(done, PAD_ID, best)[:, None]], 1)
         done |= best == EOS_ID
     hyps = []
-    for row, lp, n, bad in zip(ys[:, 1:].tolist(), log_prob.tolist(), n_scored.tolist(), failed.tolist()):
+    for row, lp, n, bad, pk in zip(ys[:, 1:].tolist(), log_prob.tolist(), n_scored.tolist(), failed.tolist(), peaks.tolist()):
         tokens = [t for t in row if t not in (EOS_ID, PAD_ID)]  # EOS/PAD only ever trail
-        hyps.append(_nothing_found() if bad else Hypothesis(tokens, lp, _confidence(lp, n)))
+        score = lp - eos_penalty * (n > len(tokens))  # n counts EOS when it ended with one
+        found = Hypothesis(tokens, score, _confidence(lp, n), peaks=pk[: len(tokens)] if window else None)
+        hyps.append(_nothing_found() if bad else found)
     return hyps
 
 
@@ -193,7 +250,9 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
     utterance is done once it has K finished hypotheses, or at its maximum length (its
     alive prefixes then join the finished ones if there are fewer than K). The result is
     the finished hypothesis with the best length-normalised score.
-    With opts.ctc_weight > 0 candidates are scored jointly with CTC prefix scores.
+    With opts.ctc_weight > 0 candidates are scored jointly with CTC prefix scores; with
+    opts.attention_window each prefix carries its tokens' attention peaks (reordered with it),
+    and every EOS candidate's score is lowered by opts.eos_penalty.
     An utterance whose alive prefixes all score -inf (non-finite model output) stops there;
     with no finished hypothesis it gets the empty one.
     """
@@ -208,6 +267,7 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
     n_cand = k if ctc is None else int(1.5 * k)
     enc, enc_lens = enc.repeat_interleave(k, 0), enc_lens.repeat_interleave(k)  # (N, T', D), (N,)
     ys = torch.full((n, 1), SOS_ID, dtype=torch.long, device=enc.device)  # (N, 1 + step)
+    peaks = torch.zeros(n, 0, dtype=torch.long, device=enc.device)  # (N, step) with a window, else (N, 0)
     att = torch.zeros(n, device=enc.device)  # attention log-prob of each alive prefix
     score = torch.zeros(batch, k, device=enc.device)  # search score of each alive prefix
     score[:, 1:] = -math.inf  # one live start per utterance, not K copies of it
@@ -215,13 +275,13 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
     finished: list[list[tuple[float, Hypothesis]]] = [[] for _ in range(batch)]
     done = [False] * batch
     max_len = max_lens.tolist()
-    w = opts.ctc_weight
+    w, window = opts.ctc_weight, opts.attention_window
     eos = torch.tensor([EOS_ID], device=enc.device)
 
     def finish(b: int, row: int, total: float, att_lp: float, ended: bool) -> None:
         tokens = ys[row, 1:].tolist()
         n_scored = len(tokens) + int(ended)
-        hyp = Hypothesis(tokens, total, _confidence(att_lp, n_scored))
+        hyp = Hypothesis(tokens, total, _confidence(att_lp, n_scored), peaks=peaks[row].tolist() if window else None)
         finished[b].append((total / n_scored**opts.length_penalty, hyp))
 
     for step in range(max(max_len) + 1):
@@ -235,7 +295,7 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
         if all(done):
             break
         score[torch.tensor(done, device=enc.device)] = -math.inf  # done utterances propose nothing
-        log_probs = _next_log_probs(model, enc, enc_lens, ys)  # (N, V)
+        log_probs, peak = _next_log_probs(model, enc, enc_lens, ys, peaks, window)  # (N, V), (N,) or None
         cand_lp, cand = log_probs.index_fill(1, eos, -math.inf).topk(min(n_cand, log_probs.size(-1)), -1)
         cand_lp, cand = torch.cat([cand_lp, log_probs[:, eos]], 1), torch.cat([cand, eos.expand(n, 1)], 1)  # (N, C+1)
         cand_att = att[:, None] + cand_lp  # (N, C)
@@ -244,6 +304,7 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
             ctc_psi, ctc_cand = ctc.score(ctc_state, cand)  # (N, C)
             cand_score = (1 - w) * cand_att + w * ctc_psi
             cand_score[~torch.isfinite(score.view(n))] = -math.inf
+        cand_score[:, -1] -= opts.eos_penalty  # the EOS column
         top, idx = cand_score.view(batch, -1).topk(2 * k, -1)  # (B, 2K), best first
         src = idx // cand.size(1) + torch.arange(batch, device=enc.device)[:, None] * k  # (B, 2K) rows in N
         tok = cand.view(batch, -1).gather(1, idx)
@@ -257,6 +318,8 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
             finish(b, int(src[b, j]), float(top[b, j]), float(top_att[b, j]), ended=True)
         rows = src[keep]  # (N,) in rank order per utterance
         ys = torch.cat([ys[rows], tok[keep][:, None]], 1)
+        if peak is not None:
+            peaks = torch.cat([peaks, peak[:, None]], 1)[rows]
         att, score = top_att[keep], top[keep].view(batch, k)
         if ctc is not None:
             ctc_state = ctc_cand.pick(rows, (idx % cand.size(1))[keep])
@@ -292,15 +355,23 @@ def ctc_greedy_search(log_probs: Tensor, lens: Tensor) -> list[Hypothesis]:
     return hyps
 
 
-def cross_attention(model, enc: Tensor, enc_lens: Tensor, tokens: list[list[int]]) -> list[Tensor]:
-    """Cross-attention while each token was predicted, mean over heads and layers.
+def cross_attention(
+    model, enc: Tensor, enc_lens: Tensor, hyps: list[Hypothesis], window: tuple[int, ...] = ()
+) -> list[Tensor]:
+    """Cross-attention while each token was predicted, mean over heads and layers, under the
+    search's attention window (built from the hypotheses' peaks).
 
-    enc: (B, T', D); one token list per utterance -> one (U_b, T'_b) CPU tensor each, row u
+    enc: (B, T', D); one hypothesis per utterance -> one (U_b, T'_b) CPU tensor each, row u
     being the query that predicted token u.
     """
+    tokens = [h.tokens for h in hyps]
     padded = pad_sequence([torch.tensor(seq, dtype=torch.long) for seq in tokens], True, PAD_ID)  # (B, U)
     ys = prepend_sos(padded.to(enc.device))  # (B, 1 + U)
-    _, attn = model.forward_decoder(enc, enc_lens, ys, need_attention=True)  # L x (B, H, 1 + U, T')
+    mask = None
+    if window:
+        peaks = pad_sequence([torch.tensor(h.peaks or [], dtype=torch.long) for h in hyps], True, 0)  # (B, U)
+        mask = window_mask(peaks.to(enc.device), enc_lens, enc.size(1), window)  # (B, 1 + U, T')
+    _, attn = model.forward_decoder(enc, enc_lens, ys, need_attention=True, cross_mask=mask)  # L x (B, H, 1 + U, T')
     mean = torch.stack(attn).float().mean(dim=(0, 2)).cpu()  # (B, 1 + U, T')
     return [m[: len(seq), :n] for m, seq, n in zip(mean, tokens, enc_lens.tolist())]
 

@@ -82,6 +82,7 @@ class Transcriber:
         self.segment_cfg = SegmentConfig(max_seconds=inference.max_segment_seconds, min_seconds=inference.min_segment_seconds)
         # The search the model was tuned for; callers change it through options().
         self.default_options = DecodeOptions(ctc_weight=inference.ctc_weight if model.has_ctc else 0.0)
+        self.default_options = self.options()  # with the attention window where it applies
         self.vtln_warps = inference.vtln_warps
 
     @property
@@ -96,11 +97,17 @@ class Transcriber:
 
     def options(
         self, method: Optional[str] = None, beam_size: Optional[int] = None, ctc_weight: Optional[float] = None,
-        length_penalty: Optional[float] = None,
+        length_penalty: Optional[float] = None, attention_window: Optional[Sequence[int]] = None,
+        eos_penalty: Optional[float] = None,
     ) -> DecodeOptions:
         """The model's default search with the given fields changed: the one way the CLI, the
         service and the recipes build decoding options. CTC weight defaults to the model's for
-        beam search and is 0 otherwise. ValueError says what is wrong or what this model cannot do."""
+        beam search and is 0 otherwise. The model's attention window and EOS penalty are the
+        defaults of attention-only searches (greedy, beam without CTC); the joint search has CTC's
+        monotonic alignment and gets none unless asked (the window costs it accuracy: the digits
+        recipe's RESULTS.md). attention_window () turns the window off, and with it the EOS penalty
+        (which needs the window) unless one is given.
+        ValueError says what is wrong or what this model cannot do."""
         method = {"ctc": "ctc_greedy"}.get(method, method) or self.default_options.method  # "ctc": the service's name
         if method not in self.methods:
             raise ValueError(f"model {self.model_name} cannot decode with {method!r}; it offers {', '.join(self.methods)}")
@@ -108,7 +115,17 @@ class Transcriber:
             ctc_weight = self.default_options.ctc_weight if method == "beam" else 0.0
         if ctc_weight > 0 and not self.model.has_ctc:
             raise ValueError(f"model {self.model_name} has no CTC head: ctc_weight must be 0")
-        changes = dict(method=method, beam_size=beam_size, ctc_weight=ctc_weight, length_penalty=length_penalty)
+        inference = self.cfg.inference
+        attention_only = method != "ctc_greedy" and ctc_weight == 0
+        window = tuple(attention_window) if attention_window is not None else (
+            inference.attention_window if attention_only else ()
+        )
+        if eos_penalty is None:
+            eos_penalty = inference.eos_penalty if window else 0.0
+        changes = dict(
+            method=method, beam_size=beam_size, ctc_weight=ctc_weight, length_penalty=length_penalty,
+            attention_window=window, eos_penalty=eos_penalty,
+        )
         return replace(self.default_options, **{k: v for k, v in changes.items() if v is not None})
 
     def decode_manifest(

@@ -156,11 +156,12 @@ def test_config_without_vtln_warps_exits_2(capsys, tmp_path):
 
 
 def test_vtln_warps_keep_the_result_of_the_best_scoring_warp(capsys):
-    """Greedy search: confidence = exp(length-normalised score), so the result kept from several
-    warps is the one warp whose confidence is highest; the shipped model's own 5 warps are not used."""
+    """Greedy search without the attention window (and so without its EOS penalty): confidence =
+    exp(length-normalised score), so the result kept from several warps is the one warp whose
+    confidence is highest; the shipped model's own 5 warps are not used."""
     def transcribe(warps: str) -> dict:
         run = asr_in_process(capsys, "transcribe", EXAMPLES / "theo_31415.wav", "--json", "--decoder", "greedy",
-                             "--length-penalty", 1, "--vtln-warps", warps)
+                             "--length-penalty", 1, "--attention-window", "off", "--vtln-warps", warps)
         assert run.status == 0, run.err
         return json.loads(run.out)
 
@@ -236,6 +237,20 @@ def test_beam_size_is_bounded(capsys, tiny_model, wav_path):
     run = asr_in_process(capsys, "transcribe", wav_path, "--model", tiny_model,
                          "--beam-size", MAX_BEAM_SIZE, "--vtln-warps", "1")
     assert run.status == 0 and run.out, run.err
+
+
+@pytest.mark.parametrize(
+    "value, message", [("5,2", "first <= last"), ("4", "two whole numbers"), ("4,x", "expected off or FIRST,LAST")]
+)
+def test_attention_window_that_is_not_a_window(capsys, tmp_path, value, message):
+    run = asr_in_process(capsys, "decode", "--data", tmp_path, "--out", tmp_path / "h", "--attention-window", value)
+    assert message in refused_argument(run, "decode", "--attention-window")
+
+
+def test_eos_penalty_without_an_attention_window(capsys, tiny_model, wav_path):
+    run = asr_in_process(capsys, "transcribe", wav_path, "--model", tiny_model, "--decoder", "greedy",
+                         "--attention-window", "off", "--eos-penalty", "2")
+    assert "eos_penalty: 2.0 needs an attention window" in one_error_line(run)
 
 
 def test_transcribe_a_directory(capsys, tiny_model, tmp_path):

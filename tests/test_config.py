@@ -1,11 +1,11 @@
-"""Typed config from YAML: retired keys of older config files, the VTLN warp check."""
+"""Typed config from YAML: retired keys of older config files, the VTLN warp and attention window checks."""
 
 import re
 
 import pytest
 import yaml
 
-from asr.config import ConfigError, InferenceConfig, check_vtln_warps, load_config, save_config
+from asr.config import ConfigError, InferenceConfig, check_vtln_warps, experiment_config, load_config, save_config
 from asr.model import PRETRAINED_DIR
 
 
@@ -50,3 +50,15 @@ def test_vtln_warps_one_check():
             check_vtln_warps(bad, "--vtln-warps")
         with pytest.raises(ConfigError, match=r"^inference\.vtln_warps: need one or more"):
             InferenceConfig(vtln_warps=tuple(bad))
+
+
+def test_attention_window_from_yaml_and_its_checks():
+    """Off unless a config asks for it (older configs have no such key); the EOS penalty needs it."""
+    assert experiment_config({}).inference.attention_window == () and InferenceConfig().eos_penalty == 0.0
+    inference = experiment_config({"inference": {"attention_window": [4, 24], "eos_penalty": 2.5}}).inference
+    assert (inference.attention_window, inference.eos_penalty) == ((4, 24), 2.5)
+    for bad in ([24, 4], [4], [4, 24, 30], [0.5, 2]):
+        with pytest.raises(ConfigError, match=r"inference\.attention_window: "):
+            experiment_config({"inference": {"attention_window": bad}})
+    with pytest.raises(ConfigError, match=r"^inference\.eos_penalty: 2\.5 needs an attention window"):
+        experiment_config({"inference": {"eos_penalty": 2.5}})

@@ -1,5 +1,6 @@
 """Search correctness on randomly initialised real models fed real FSDD speech."""
 
+import dataclasses
 import itertools
 import math
 
@@ -9,17 +10,24 @@ import torch.nn.functional as F
 
 from asr.config import FeatureConfig, ModelConfig
 from asr.audio import load_audio
-from asr.decoding import CTCPrefixScorer, DecodeOptions, ctc_greedy_search, recognize, search
+from asr.decoding import CTCPrefixScorer, DecodeOptions, ctc_greedy_search, recognize, search, window_mask
 from asr.features import compute_cmvn, fbank
 from asr.model import ASRModel
 from asr.tokenizer import BLANK_ID, EOS_ID, SOS_ID
+from asr.transcribe import Transcriber
+from fsdd_audio import connected_digits, wav_bytes
 
 RECORDINGS = ["7_theo_36.wav", "7_jackson_8.wav", "0_yweweler_11.wav", "3_george_23.wav"]  # 2.2 s .. 0.3 s
 
+# An attention window narrow enough to bind the flat attention of a random model (T' = 3 .. 55 here).
+WINDOW = dict(attention_window=(1, 4), eos_penalty=1.0)
 
 # One of each search the model offers.
-EVERY_SEARCH = [DecodeOptions("greedy"), DecodeOptions(beam_size=3), DecodeOptions(beam_size=3, ctc_weight=0.5), DecodeOptions("ctc_greedy")]
-SEARCH_NAMES = ["greedy", "beam", "joint_ctc_beam", "ctc_greedy"]
+EVERY_SEARCH = [
+    DecodeOptions("greedy"), DecodeOptions(beam_size=3), DecodeOptions(beam_size=3, ctc_weight=0.5), DecodeOptions("ctc_greedy"),
+    DecodeOptions("greedy", **WINDOW), DecodeOptions(beam_size=3, **WINDOW),
+]
+SEARCH_NAMES = ["greedy", "beam", "joint_ctc_beam", "ctc_greedy", "windowed_greedy", "windowed_beam"]
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +53,14 @@ def make_model(speech, seed: int, vocab_size: int = 12, ctc: bool = True, eos_bi
 
 
 @torch.inference_mode()
-def teacher_forced(model, feats, lens, tokens: list[int], ended: bool) -> tuple[float, float | None]:
-    """(attention log-prob, CTC log-prob or None) of one utterance's tokens (+ EOS if ended)."""
+def teacher_forced(
+    model, feats, lens, tokens: list[int], ended: bool, peaks: list[int] | None = None, window: tuple[int, ...] = ()
+) -> tuple[float, float | None]:
+    """(attention log-prob, CTC log-prob or None) of one utterance's tokens (+ EOS if ended);
+    with a window, the attention of the token after peaks[u] restricted to it."""
     enc, enc_lens = model.encode(feats[None], lens[None])
-    logits, _ = model.forward_decoder(enc, enc_lens, torch.tensor([[SOS_ID] + tokens]))
+    mask = window_mask(torch.tensor([peaks]), enc_lens, enc.size(1), window) if window else None
+    logits, _ = model.forward_decoder(enc, enc_lens, torch.tensor([[SOS_ID] + tokens]), cross_mask=mask)
     targets = torch.tensor(tokens + [EOS_ID] if ended else tokens, dtype=torch.long)
     att = logits[0, : len(targets)].log_softmax(-1).gather(1, targets[:, None]).sum()
     if not (ended and model.has_ctc):
@@ -70,6 +82,11 @@ def teacher_forced(model, feats, lens, tokens: list[int], ended: bool) -> tuple[
         ({"max_len_ratio": float("nan")}, "max_len_ratio"),
         ({"min_max_len": 0}, "min_max_len"),
         ({"ctc_weight": 1.0}, "ctc_weight"),
+        ({"attention_window": (5, 2)}, "attention_window"),
+        ({"attention_window": (4,)}, "attention_window"),
+        ({"attention_window": (0, 2.5)}, "attention_window"),
+        ({"eos_penalty": 1.0}, "eos_penalty.*needs an attention window"),
+        ({"eos_penalty": -1.0, "attention_window": (4, 24)}, "eos_penalty"),
     ],
 )
 def test_invalid_options_are_refused(kwargs, message):
@@ -87,29 +104,34 @@ def test_ctc_decoding_needs_a_ctc_head_and_eval_mode(speech):
         recognize(model.train(), feats, lens, DecodeOptions("greedy"))
 
 
+@pytest.mark.parametrize("window", [{}, WINDOW], ids=["", "windowed"])
 @pytest.mark.parametrize("seed, vocab_size, eos_bias", [(0, 12, 0.0), (0, 12, 1.0), (2, 30, 1.0), (3, 12, 1.0)])
-def test_beam_of_one_is_greedy(speech, seed, vocab_size, eos_bias):
+def test_beam_of_one_is_greedy(speech, seed, vocab_size, eos_bias, window):
     model = make_model(speech, seed, vocab_size, eos_bias=eos_bias)
-    greedy = recognize(model, *speech, DecodeOptions("greedy"))
-    beam = recognize(model, *speech, DecodeOptions("beam", beam_size=1))
+    greedy = recognize(model, *speech, DecodeOptions("greedy", **window))
+    beam = recognize(model, *speech, DecodeOptions("beam", beam_size=1, **window))
     assert [h.tokens for h in beam] == [h.tokens for h in greedy]
     assert [h.score for h in beam] == pytest.approx([h.score for h in greedy], abs=1e-4)
+    assert [h.peaks for h in beam] == [h.peaks for h in greedy]
 
 
 @pytest.mark.parametrize("eos_bias", [0.0, 1.0])
 @pytest.mark.parametrize(
-    "opts", [DecodeOptions("greedy"), DecodeOptions(beam_size=4), DecodeOptions(beam_size=4, ctc_weight=0.4)]
+    "opts",
+    [DecodeOptions("greedy"), DecodeOptions(beam_size=4), DecodeOptions(beam_size=4, ctc_weight=0.4),
+     DecodeOptions("greedy", **WINDOW), DecodeOptions(beam_size=4, **WINDOW), DecodeOptions(beam_size=4, ctc_weight=0.4, **WINDOW)],
 )
 def test_scores_are_the_model_log_probs_of_the_tokens(speech, opts, eos_bias):
-    """Beam bookkeeping (back-pointers, EOS, CTC state) must reproduce teacher-forced scores."""
+    """Beam bookkeeping (back-pointers, EOS, CTC state, attention peaks) must reproduce teacher-forced
+    scores (less the EOS penalty of an ended hypothesis)."""
     feats, lens = speech
     model = make_model(speech, 2, vocab_size=30, eos_bias=eos_bias)
     max_lens = opts.max_lens(model.encode(feats, lens)[1]).tolist()
     for hyp, f, n, max_len in zip(recognize(model, feats, lens, opts), feats, lens, max_lens):
         ended = len(hyp.tokens) < max_len  # only a hypothesis at the maximum length is cut without EOS
-        att, ctc = teacher_forced(model, f, n, hyp.tokens, ended)
+        att, ctc = teacher_forced(model, f, n, hyp.tokens, ended, hyp.peaks, opts.attention_window)
         expected = att if ctc is None else (1 - opts.ctc_weight) * att + opts.ctc_weight * ctc
-        assert hyp.score == pytest.approx(expected, abs=1e-3)
+        assert hyp.score == pytest.approx(expected - opts.eos_penalty * ended, abs=1e-3)
         assert hyp.confidence == pytest.approx(math.exp(att / (len(hyp.tokens) + ended)), rel=1e-3)
 
 
@@ -172,6 +194,61 @@ def test_attention_and_confidence_of_hypotheses(speech):
         assert 0.0 <= hyp.confidence <= 1.0
     for hyp in recognize(model, feats, lens, DecodeOptions("ctc_greedy")):
         assert hyp.attention is None and 0.0 <= hyp.confidence <= 1.0
+
+
+WINDOWED_SEARCHES = [DecodeOptions("greedy", **WINDOW), DecodeOptions(beam_size=3, **WINDOW), DecodeOptions(beam_size=3, ctc_weight=0.5, **WINDOW)]
+WINDOWED_NAMES = ["greedy", "beam", "joint_ctc_beam"]
+
+
+@pytest.mark.parametrize("opts", WINDOWED_SEARCHES, ids=WINDOWED_NAMES)
+def test_window_keeps_each_tokens_attention_just_after_the_previous_peak(speech, opts):
+    """Token u > 0 attends only frames peaks[u - 1] + first .. + last (clipped to the utterance), so
+    the peaks never go back; peaks[u] is where its attention (Hypothesis.attention row u) is highest."""
+    feats, lens = speech
+    model = make_model(speech, 7, eos_bias=-1e4)  # no EOS: every hypothesis runs to its maximum length
+    enc_lens = model.encode(feats, lens)[1].tolist()
+    free = recognize(model, feats, lens, dataclasses.replace(opts, attention_window=(), eos_penalty=0.0))
+    jumps = [int(p) - int(q) for h in free for q, p in zip(h.attention.argmax(-1), h.attention.argmax(-1)[1:])]
+    assert min(jumps) < 0 and max(jumps) > opts.attention_window[1]  # so the window below has work to do
+    first, last = opts.attention_window
+    for hyp, n in zip(recognize(model, feats, lens, opts), enc_lens):
+        assert len(hyp.peaks) == len(hyp.tokens) > 1
+        for u in range(1, len(hyp.tokens)):
+            lo, hi = min(hyp.peaks[u - 1] + first, n - 1), min(hyp.peaks[u - 1] + last, n - 1)
+            assert lo <= hyp.peaks[u] <= hi
+            assert hyp.attention[u, :lo].sum() == 0 and hyp.attention[u, hi + 1 :].sum() == 0
+        assert all(row[p] >= row.max() - 1e-6 for row, p in zip(hyp.attention, hyp.peaks))
+
+
+@pytest.mark.parametrize("opts", WINDOWED_SEARCHES, ids=WINDOWED_NAMES)
+def test_a_window_wider_than_the_input_changes_nothing(speech, opts):
+    """The window is a mask on the cross-attention and nothing else: one that covers every frame
+    decodes as the search without a window does."""
+    model = make_model(speech, 6, eos_bias=1.0)
+    off = recognize(model, *speech, dataclasses.replace(opts, attention_window=(), eos_penalty=0.0))
+    wide = recognize(model, *speech, dataclasses.replace(opts, attention_window=(-10**6, 10**6), eos_penalty=0.0))
+    for a, b in zip(off, wide):
+        assert a.tokens == b.tokens and a.score == pytest.approx(b.score, abs=1e-4)
+        torch.testing.assert_close(a.attention, b.attention, atol=1e-5, rtol=1e-4)
+        assert a.peaks is None and len(b.peaks) == len(b.tokens)
+
+
+def test_the_shipped_model_reads_both_of_two_identical_neighbours(fsdd_dir):
+    """The unseen speaker's "7 7 3 1": without the window the attention decoder drops one "seven"
+    (its attention jumps over the second, or it ends there); with the shipped model's window and
+    EOS penalty it reads every word, each token's attention at least 4 frames after the last one's."""
+    transcriber = Transcriber.load()
+    wave = transcriber.load_audio(wav_bytes(connected_digits(fsdd_dir, "7731", "theo")[0]))  # (N,) at 16 kHz
+    feats = fbank(torch.from_numpy(wave), transcriber.cfg.features)[None]  # (1, T, 80)
+    lens = torch.tensor([feats.size(1)])
+    for method in ("greedy", "beam"):
+        opts = transcriber.options(method, ctc_weight=0.0)
+        assert opts.attention_window == (4, 24) and opts.eos_penalty > 0  # the model's defaults
+        off = recognize(transcriber.model, feats, lens, transcriber.options(method, ctc_weight=0.0, attention_window=()))[0]
+        assert transcriber.tokenizer.decode(off.tokens) == "seven three one"
+        hyp = recognize(transcriber.model, feats, lens, opts)[0]
+        assert transcriber.tokenizer.decode(hyp.tokens) == "seven seven three one"
+        assert all(b - a >= 4 for a, b in zip(hyp.peaks, hyp.peaks[1:]))
 
 
 def test_ctc_greedy_collapses_repeats_and_drops_blanks():
@@ -252,8 +329,8 @@ def poison(model, monkeypatch, bad: int, bad_len: int, where: str) -> None:
         monkeypatch.setattr(model, "encode", poisoned_encode)
         return
 
-    def poisoned_forward_decoder(enc, enc_lens, ys, need_attention=False):
-        logits, attn = forward_decoder(enc, enc_lens, ys, need_attention)
+    def poisoned_forward_decoder(enc, enc_lens, ys, need_attention=False, cross_mask=None):
+        logits, attn = forward_decoder(enc, enc_lens, ys, need_attention, cross_mask)
         logits[enc_lens == bad_len] = math.inf
         return logits, attn
 

@@ -110,6 +110,21 @@ def test_options_start_from_the_models_search(transcriber):
         transcriber.options("viterbi")
 
 
+def test_options_give_the_models_attention_window_to_attention_only_searches(transcriber):
+    """The shipped model's window and EOS penalty (inference.attention_window, eos_penalty) are the
+    defaults of greedy and of beam without CTC; the joint search (the default) keeps CTC's alignment."""
+    inference = transcriber.cfg.inference
+    assert inference.attention_window and inference.eos_penalty > 0
+    for opts in (transcriber.options("greedy"), transcriber.options("beam", ctc_weight=0.0)):
+        assert (opts.attention_window, opts.eos_penalty) == (inference.attention_window, inference.eos_penalty)
+    for opts in (transcriber.default_options, transcriber.options(beam_size=3), transcriber.options("ctc")):
+        assert (opts.attention_window, opts.eos_penalty) == ((), 0.0)
+    off = transcriber.options("greedy", attention_window=())
+    assert (off.attention_window, off.eos_penalty) == ((), 0.0)  # the penalty goes with the window
+    joint = transcriber.options(attention_window=(2, 10), eos_penalty=1.0)
+    assert (joint.ctc_weight, joint.attention_window, joint.eos_penalty) == (inference.ctc_weight, (2, 10), 1.0)
+
+
 def test_options_refuse_what_a_model_without_ctc_cannot_do(transcriber):
     from dataclasses import replace
 

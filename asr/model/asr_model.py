@@ -71,11 +71,13 @@ class ASRModel(nn.Module):
         return self.encoder(feats, feat_lens)
 
     def forward_decoder(
-        self, enc: Tensor, enc_lens: Tensor, tokens: Tensor, need_attention: bool = False
+        self, enc: Tensor, enc_lens: Tensor, tokens: Tensor, need_attention: bool = False,
+        cross_mask: Optional[Tensor] = None,
     ) -> tuple[Tensor, Optional[list[Tensor]]]:
         """One teacher-forced decoder pass over given token sequences (training, plots, each step of a search).
-        tokens: (B, U) starting with SOS -> logits (B, U, V), cross-attention per layer (B, H, U, T')."""
-        return self.decoder(enc, enc_lens, tokens, need_attention)
+        tokens: (B, U) starting with SOS -> logits (B, U, V), cross-attention per layer (B, H, U, T').
+        cross_mask: (B, U, T') bool, the encoder frames each position may attend (besides enc_lens)."""
+        return self.decoder(enc, enc_lens, tokens, need_attention, cross_mask)
 
     def encoder_frames(self, spans: Tensor, enc_lens: Tensor) -> Tensor:
         """Feature frame spans (B, 2) [start, end) -> encoder frame spans (B, 2), ends within enc_lens (B,)."""

@@ -26,7 +26,7 @@ class DecoderLayer(nn.Module):
     def forward(
         self, y: Tensor, enc: Tensor, enc_mask: Tensor, need_attention: bool
     ) -> tuple[Tensor, Optional[Tensor]]:
-        # y: (B, U, D) token states; enc: (B, T', D); enc_mask: (B, 1, 1, T')
+        # y: (B, U, D) token states; enc: (B, T', D); enc_mask: (B, 1, 1 | U, T')
         h = self.norm_self(y)
         # Causal: position u sees tokens <= u only. Padded tokens sit after the real ones,
         # so the causal mask alone keeps them out of every real position's view.
@@ -46,10 +46,14 @@ class Decoder(nn.Module):
         self.output = nn.Linear(cfg.d_model, vocab_size)
 
     def forward(
-        self, enc: Tensor, enc_lens: Tensor, tokens: Tensor, need_attention: bool = False
+        self, enc: Tensor, enc_lens: Tensor, tokens: Tensor, need_attention: bool = False,
+        cross_mask: Optional[Tensor] = None,
     ) -> tuple[Tensor, Optional[list[Tensor]]]:
-        # enc: (B, T', D); enc_lens: (B,); tokens: (B, U) starting with SOS
+        # enc: (B, T', D); enc_lens: (B,); tokens: (B, U) starting with SOS;
+        # cross_mask: (B, U, T') bool, True = token position u may attend frame t (a search's window)
         enc_mask = lengths_to_mask(enc_lens, enc.size(1))[:, None, None, :]  # (B, 1, 1, T')
+        if cross_mask is not None:
+            enc_mask = enc_mask & cross_mask[:, None]  # (B, 1, U, T')
         y = self.position(self.embed(tokens))  # (B, U, D)
         attentions = []
         for layer in self.layers:
