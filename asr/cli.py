@@ -85,29 +85,32 @@ def add_vtln_warps_argument(p: argparse.ArgumentParser) -> None:
                    "(e.g. 0.9,0.95,1,1.05,1.1; 1 = off; default: the model's inference.vtln_warps)")
 
 
-def warp_list(text: str) -> tuple[float, ...]:
+def comma_separated(text: str, convert: Callable[[str], object], expected: str) -> tuple:
+    """An argparse value "a,b,..." -> (convert(a), convert(b), ...); "expected ..." otherwise."""
     try:
-        warps = tuple(float(w) for w in text.split(","))
+        return tuple(convert(x) for x in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def config_checked(check: Callable, value: tuple, name: str) -> tuple:
+    """`check(value, name)`, the config's own check of a value, its ConfigError told as argparse tells errors."""
     try:
-        return check_vtln_warps(warps, "warps")
+        return check(value, name)
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def warp_list(text: str) -> tuple[float, ...]:
+    return config_checked(check_vtln_warps, comma_separated(text, float, "comma-separated numbers"), "warps")
 
 
 def attention_window(text: str) -> tuple[int, ...]:
     """An argparse type: "off" -> (), "FIRST,LAST" -> (FIRST, LAST), checked as the config checks it."""
     if text.strip().lower() == "off":
         return ()
-    try:
-        window = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected off or FIRST,LAST (whole numbers), got {text!r}") from None
-    try:
-        return check_attention_window(window, "attention window")
-    except ConfigError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    window = comma_separated(text, int, "off or FIRST,LAST (whole numbers)")
+    return config_checked(check_attention_window, window, "attention window")
 
 
 def decode_options(args: argparse.Namespace, transcriber) -> DecodeOptions:
