@@ -254,11 +254,12 @@ class Transcriber:
         if self.model.no_speech_head is None:
             return [0.0] * len(chunks)
         padded = []
+        block = round(BLOCK_SECONDS * self.sample_rate)
         for c in chunks:
             wave = c.numpy()
-            block = round(0.01 * self.sample_rate)
-            quietest = block_energy_db(wave - wave.mean(), block)[: max(1, len(wave) // block)].min()
-            loudness = 10 * np.log10(np.mean(np.square(wave - wave.mean(), dtype=np.float64)) + 1e-12)
+            centred = wave - wave.mean()
+            quietest = block_energy_db(centred, block)[: max(1, len(wave) // block)].min()
+            loudness = 10 * np.log10(np.mean(np.square(centred, dtype=np.float64)) + 1e-12)
             floor = 10 ** (min(quietest, loudness - 20) / 20)
             noise = torch.randn(2 * round(0.2 * self.sample_rate), generator=torch.Generator().manual_seed(c.numel()))
             noise = float(wave.mean()) + noise * floor
