@@ -238,7 +238,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_wer(args: argparse.Namespace) -> int:
-    from asr.evaluate import Normalizer, ScoringError, TranscriptError, format_report, load_transcripts, score
+    from asr.evaluate import (
+        Normalizer, ScoringError, TranscriptError, format_report, load_groups, load_transcripts, score, score_groups,
+    )
 
     normalizer = Normalizer(
         lowercase=not args.no_lowercase, remove_punctuation=not args.keep_punctuation, drop_tokens=tuple(args.ignore)
@@ -246,10 +248,17 @@ def cmd_wer(args: argparse.Namespace) -> int:
     try:
         refs, hyps = load_transcripts(args.ref), load_transcripts(args.hyp)
         report = score(refs, hyps, normalizer, allow_missing=args.allow_missing)
+        groups = score_groups(refs, hyps, load_groups(args.groups), normalizer, args.allow_missing) if args.groups else {}
     except (TranscriptError, ScoringError) as e:
         print(f"asr wer: error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) if args.json else format_report(report, args.worst))
+    if args.json:
+        result = report.to_dict()
+        if groups:
+            result["groups"] = {name: r.summary() for name, r in groups.items()}
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        print(format_report(report, args.worst, groups))
     return 0
 
 
@@ -307,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tokens to drop before scoring, e.g. '<unk>' or fillers (repeatable; put after REF HYP)")
     p.add_argument("--allow-missing", action="store_true",
                    help="score references without a hypothesis as empty hypotheses instead of failing")
+    p.add_argument("--groups", metavar="FILE",
+                   help="also score each group of utterances: a Kaldi table 'utt-id group', e.g. a data dir's utt2group")
     p.set_defaults(func=cmd_wer)
 
     p = sub.add_parser("serve", help="run the transcription web service (uvicorn)")

@@ -51,15 +51,7 @@ def load_transcripts(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if path.is_dir():
         path = path / "text"
-    try:
-        content = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise TranscriptError(f"{path}: no such file") from None
-    except UnicodeDecodeError as err:
-        raise TranscriptError(f"{path}: not UTF-8 text (bad byte at offset {err.start})") from None
-    except OSError as err:
-        raise TranscriptError(f"{path}: cannot read ({err.strerror})") from None
-
+    content = _read_text(path)
     if not content.lstrip().startswith("{"):
         try:
             return {utt_id: text for utt_id, (_, text) in parse_table(content, path, need_value=False).items()}
@@ -77,6 +69,25 @@ def load_transcripts(path: str | Path) -> dict[str, str]:
         first_seen[utt_id] = no
         transcripts[utt_id] = text
     return transcripts
+
+
+def load_groups(path: str | Path) -> dict[str, str]:
+    """Read `{utterance id: group}` from a Kaldi table ("utt-id group" lines, e.g. a data dir's utt2group)."""
+    try:
+        return {utt_id: group for utt_id, (_, group) in parse_table(_read_text(Path(path)), path).items()}
+    except TableError as err:
+        raise TranscriptError(str(err)) from None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise TranscriptError(f"{path}: no such file") from None
+    except UnicodeDecodeError as err:
+        raise TranscriptError(f"{path}: not UTF-8 text (bad byte at offset {err.start})") from None
+    except OSError as err:
+        raise TranscriptError(f"{path}: cannot read ({err.strerror})") from None
 
 
 def _parse_jsonl_line(line: str, where: str) -> tuple[str, str]:
@@ -297,6 +308,30 @@ def score(
     )
 
 
+def score_groups(
+    refs: Mapping[str, str],
+    hyps: Mapping[str, str],
+    groups: Mapping[str, str],
+    normalizer: Normalizer = Normalizer(),
+    allow_missing: bool = False,
+) -> dict[str, WerReport]:
+    """`score` of each group of utterances on its own: {group: report}, groups sorted by name.
+
+    `groups` maps every reference id to a group name (e.g. "child" / "adult" from the speakers'
+    ages); a reference without a group is an error. A group whose references hold no words is left out.
+    """
+    ungrouped = [utt_id for utt_id in refs if utt_id not in groups]
+    if ungrouped:
+        raise ScoringError(f"{len(ungrouped)} reference(s) have no group, e.g. {_some(ungrouped)}")
+    _check_ids(refs, hyps, allow_missing)
+    reports = {}
+    for group in sorted(set(groups[utt_id] for utt_id in refs)):
+        mine = {utt_id: text for utt_id, text in refs.items() if groups[utt_id] == group}
+        if any(normalizer(text) for text in mine.values()):
+            reports[group] = score(mine, {u: hyps[u] for u in mine if u in hyps}, normalizer, allow_missing)
+    return reports
+
+
 def _check_ids(refs: Mapping[str, str], hyps: Mapping[str, str], allow_missing: bool) -> None:
     missing = [utt_id for utt_id in refs if utt_id not in hyps]
     extra = [utt_id for utt_id in hyps if utt_id not in refs]
@@ -377,9 +412,20 @@ def format_alignment(utt: UtteranceResult) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def format_report(report: WerReport, worst: int) -> str:
-    """The summary, then the alignments of the `worst` utterances with the most errors."""
+def format_groups(groups: Mapping[str, WerReport]) -> str:
+    """One line per group: its WER, CER and size."""
+    return "\n".join(
+        f"%WER {100 * r.wer:.2f} %CER {100 * r.cer:.2f} [ {r.errors} / {r.num_ref_words} ] "
+        f"{r.num_utterances} utterances: {name}"
+        for name, r in groups.items()
+    )
+
+
+def format_report(report: WerReport, worst: int, groups: Mapping[str, WerReport] | None = None) -> str:
+    """The summary, the groups' WERs (if any), then the alignments of the `worst` utterances with the most errors."""
     blocks = [format_summary(report)]
+    if groups:
+        blocks.append("By group:\n" + format_groups(groups))
     worst_utts = report.worst(worst)
     if worst_utts:
         blocks.append(f"Utterances with the most word errors ({len(worst_utts)} shown):")

@@ -359,6 +359,22 @@ def test_cli_json(transcript_files, capsys):
     assert result["utterances"][0]["alignment"][4] == {"op": "D", "ref": "the", "hyp": None}
 
 
+def test_cli_groups(transcript_files, tmp_path, capsys):
+    ref, hyp = transcript_files
+    groups = tmp_path / "utt2group"
+    groups.write_text("u1 adult\nu2 child\nu3 child\n")
+    assert wer_main([str(ref), str(hyp), "--groups", str(groups)]) == 0
+    out = capsys.readouterr().out
+    assert "%WER 33.33 %CER" in out and "1 utterances: adult" in out  # 2 errors / 6 words
+    assert "%WER 20.00 %CER" in out and "2 utterances: child" in out  # 1 error / 5 words
+    assert wer_main([str(ref), str(hyp), "--groups", str(groups), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["groups"]["child"]["errors"] == 1 and result["groups"]["adult"]["num_ref_words"] == 6
+    groups.write_text("u1 adult\n")
+    assert wer_main([str(ref), str(hyp), "--groups", str(groups)]) == 2
+    assert "2 reference(s) have no group" in capsys.readouterr().err
+
+
 def test_cli_normalisation_flags(tmp_path, capsys):
     ref, hyp = tmp_path / "ref", tmp_path / "hyp"
     ref.write_text("a Hello, world\n", encoding="utf-8")

@@ -9,8 +9,10 @@ from asr.evaluate import (
     ScoringError,
     TranscriptError,
     format_alignment,
+    load_groups,
     load_transcripts,
     score,
+    score_groups,
 )
 
 # Hand-aligned:
@@ -175,3 +177,20 @@ def test_alignment_rendering_like_sclite():
     ]
     short = score({"x": "a b"}, {"x": "b"}).utterances[0]  # stars are at least 3 wide
     assert format_alignment(short).splitlines()[2:] == ["REF:  A   b", "HYP:  *** b", "EVAL: D"]
+
+
+def test_score_groups_scores_each_group_alone(tmp_path):
+    refs = {"a1": "one two", "a2": "three four", "c1": "five six seven eight"}
+    hyps = {"a1": "one two", "a2": "three", "c1": "five five seven"}
+    groups_file = tmp_path / "utt2group"
+    groups_file.write_text("a1 adult\na2 adult\nc1 child\n")
+    groups = score_groups(refs, hyps, load_groups(groups_file))
+    assert list(groups) == ["adult", "child"]
+    assert groups["adult"].wer == pytest.approx(1 / 4)
+    assert groups["child"].wer == pytest.approx(2 / 4)
+    assert groups["child"].num_utterances == 1
+
+
+def test_score_groups_needs_a_group_for_every_reference():
+    with pytest.raises(ScoringError, match="1 reference.*no group.*c1"):
+        score_groups({"a1": "one", "c1": "two"}, {"a1": "one", "c1": "two"}, {"a1": "adult"})
