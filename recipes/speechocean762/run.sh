@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Open-vocabulary English on speechocean762 (non-native read speech, children and adults):
+# data -> train -> decode -> score.
+#
+#   ./run.sh                               # everything; the corpus from ../../../shared/data/speechocean762
+#   ./run.sh --local /path/to/copy         # a local copy (a folder with manifest.jsonl and the audio it names)
+#   ./run.sh --stage 1 --stop-stage 1      # only training (resumes from the last checkpoint if interrupted)
+#   ./run.sh --stage 1 --tag noguided --set loss.guided_weight=0   # an ablation in exp/noguided
+#
+# Stages (each skips work already done):
+#   0 data     speaker-disjoint sets from the corpus      -> data/{train,dev,test}
+#   1 train    asr train conf/train.yaml                  -> exp/TAG/model
+#   2 decode   beam search (+CTC), greedy, CTC greedy     -> exp/TAG/decode_SET_NAME/hyp
+#   3 score    asr wer, by age group too                  -> exp/TAG/decode_SET_NAME/wer.{txt,json}
+# data/dev chooses (checkpoints, settings); data/test is decoded only with --test-set, once a choice is made.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=0
+stop_stage=3
+local_copy=""
+config=conf/train.yaml
+tag=conformer
+beam=5
+sets="dev"
+overrides=()
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --local) local_copy=$2; shift 2 ;;
+    --config) config=$2; shift 2 ;;
+    --tag) tag=$2; shift 2 ;;
+    --beam) beam=$2; shift 2 ;;
+    --test-set) sets="dev test"; shift ;;
+    --set) overrides+=(--set "$2"); shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+repo=$(cd ../.. && pwd)
+if [ -x "$repo/.venv/bin/asr" ]; then
+  bin="$repo/.venv/bin"
+else
+  bin="$(dirname "$(command -v python3)")"
+fi
+python="$bin/python"
+asr="$bin/asr"
+exp=exp/$tag
+
+run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+log() { echo "$(date '+%H:%M:%S') stage $*"; }
+
+if run 0; then
+  log "0: data"
+  if [ -z "$local_copy" ] && [ -f ../../../shared/data/speechocean762/manifest.jsonl ]; then
+    local_copy=../../../shared/data/speechocean762
+  fi
+  if [ -z "$local_copy" ]; then
+    echo "no speechocean762 copy: pass --local DIR (see README.md, 'Data')" >&2
+    exit 1
+  fi
+  "$python" local/prepare.py --data data --local "$local_copy"
+fi
+
+if run 1; then
+  log "1: train ($exp)"
+  if [ -f "$exp/model/model.safetensors" ]; then
+    echo "$exp/model exists: skipping training (delete it to train again)"
+  else
+    start=$(date +%s)
+    "$asr" train "$config" --set "train.exp_dir=$exp" ${overrides[@]+"${overrides[@]}"}
+    echo "training wall time: $(( $(date +%s) - start )) s" | tee "$exp/train_time.txt"
+  fi
+fi
+
+# "method name options": each decode of SET goes to exp/TAG/decode_SET_NAME.
+decodes=(
+  "beam beam${beam}_ctc --beam-size $beam"
+  "beam beam${beam} --beam-size $beam --ctc-weight 0"
+  "greedy greedy"
+  "ctc_greedy ctc_greedy"
+)
+
+if run 2; then
+  log "2: decode"
+  for set in $sets; do
+    for d in "${decodes[@]}"; do
+      read -r method name extra <<<"$d"
+      out=$exp/decode_${set}_${name}
+      if [ -f "$out/hyp" ]; then echo "$out/hyp exists: skipping"; continue; fi
+      mkdir -p "$out"
+      start=$(date +%s.%N)
+      "$asr" decode --model "$exp/model" --data "data/$set" --out "$out/hyp.tmp" --decoder "$method" $extra
+      end=$(date +%s.%N)
+      audio=$(awk '{s += $2} END {print s}' "data/$set/utt2dur")
+      awk -v s="$start" -v e="$end" -v a="$audio" -v n="$set $name" \
+        'BEGIN {printf "%s: %.1f s for %.1f s of audio, RTF %.4f (includes model loading)\n", n, e - s, a, (e - s) / a}' \
+        | tee "$out/speed.txt"
+      mv "$out/hyp.tmp" "$out/hyp"
+    done
+  done
+fi
+
+if run 3; then
+  log "3: score"
+  for set in $sets; do
+    for d in "${decodes[@]}"; do
+      read -r method name extra <<<"$d"
+      out=$exp/decode_${set}_${name}
+      if [ ! -f "$out/hyp" ]; then continue; fi
+      "$asr" wer "data/$set/text" "$out/hyp" --groups "data/$set/utt2group" --worst 20 > "$out/wer.txt"
+      "$asr" wer "data/$set/text" "$out/hyp" --groups "data/$set/utt2group" --json > "$out/wer.json"
+      echo "== $set $name"
+      sed -n '1,2p;/^By group/,/^$/p' "$out/wer.txt"
+    done
+  done
+fi
