@@ -17,6 +17,7 @@ from asr.audio import AudioError
 from asr.config import ConfigError, check_attention_window, check_vtln_warps, resolve_device, yaml_problem
 from asr.data import ManifestError
 from asr.decoding import MAX_BEAM_SIZE, METHODS, DecodeOptions
+from asr.lm import LMTraining
 
 
 class UsageError(Exception):
@@ -174,6 +175,15 @@ def cmd_train_no_speech(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_lm(args: argparse.Namespace) -> int:
+    from asr.lm import train_lm
+
+    cfg = LMTraining(layers=args.layers, dim=args.dim, epochs=args.epochs, seed=args.seed)
+    print(json.dumps(train_lm(args.model, args.text, args.dev, args.out or args.model, cfg,
+                              log=lambda line: print(line, file=sys.stderr))))
+    return 0
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from asr.transcribe import Transcriber
 
@@ -288,6 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=int_in_range(1), default=None, help="examples of each class (default: NoSpeechTraining's)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_train_no_speech)
+
+    p = sub.add_parser("train-lm", help="add a language model for shallow fusion to a trained model (trained on text)")
+    p.add_argument("model", help="model directory")
+    p.add_argument("--text", required=True, nargs="+",
+                   help="training sentences: Kaldi text files ('id sentence' lines), data dirs or JSONL manifests")
+    p.add_argument("--dev", required=True, nargs="+", help="held-out sentences (same formats): keeps the best epoch")
+    p.add_argument("--out", default=None, help="model directory to write (default: replace MODEL)")
+    p.add_argument("--layers", type=int_in_range(1), default=LMTraining.layers, help="LSTM layers")
+    p.add_argument("--dim", type=int_in_range(1), default=LMTraining.dim, help="LSTM size")
+    p.add_argument("--epochs", type=int_in_range(1), default=LMTraining.epochs)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_train_lm)
 
     p = sub.add_parser("transcribe", help="print the transcript of audio files")
     p.add_argument("files", nargs="+")

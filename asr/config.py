@@ -78,10 +78,14 @@ class ModelConfig:
     no_speech_head: bool = False  # P(no speech) head on the encoder (asr/model/no_speech.py), trained after the model
     encoder: str = "transformer"  # "transformer" | "conformer" (torchaudio's Conformer blocks after the same subsampling)
     conformer_kernel: int = 31  # conformer only: width of the depthwise convolution, in encoder frames (odd)
+    lm_layers: int = 0  # LSTM language model over the tokens for shallow fusion (asr/model/lm.py), trained after the model; 0 = none
+    lm_dim: int = 512  # its embedding and hidden size
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
             raise ConfigError(f"model.encoder: expected one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        if self.lm_layers < 0 or self.lm_dim < 1:
+            raise ConfigError(f"model.lm_layers / lm_dim: expected lm_layers >= 0 and lm_dim >= 1, got {self.lm_layers} / {self.lm_dim}")
         if self.conformer_kernel < 1 or self.conformer_kernel % 2 == 0:
             raise ConfigError(f"model.conformer_kernel: expected an odd width >= 1, got {self.conformer_kernel}")
 

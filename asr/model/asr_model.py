@@ -13,6 +13,7 @@ from asr.losses import IGNORE_INDEX, attention_ce_loss, ctc_loss, guided_attenti
 from asr.model.conformer import ConformerEncoder
 from asr.model.decoder import Decoder
 from asr.model.encoder import Encoder
+from asr.model.lm import LanguageModel
 from asr.model.mask import lengths_to_mask
 from asr.model.no_speech import NoSpeechHead
 from asr.model.subsampling import Conv2dSubsampling4
@@ -57,6 +58,7 @@ class ASRModel(nn.Module):
         self.decoder = Decoder(cfg, vocab_size)
         self.ctc_head = nn.Linear(cfg.d_model, vocab_size) if cfg.ctc else None
         self.no_speech_head = NoSpeechHead(cfg.d_model) if cfg.no_speech_head else None
+        self.lm = LanguageModel(vocab_size, cfg.lm_dim, cfg.lm_layers) if cfg.lm_layers else None
 
     @property
     def has_ctc(self) -> bool:
