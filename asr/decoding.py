@@ -1,8 +1,12 @@
 """Search over the trained model: greedy, beam search (optionally joint with CTC), CTC greedy.
 
-`recognize` runs the encoder once, then one search (`search`) over the whole batch. The decoder has no
-key/value cache, so every step re-runs it on the full prefixes (B or B*beam of them at
-once); outputs are short, so this stays cheap.
+`recognize` runs the encoder once, then one search (`search`) over the whole batch. Each step
+feeds the decoder only the newest token of every prefix (B or B*beam of them at once): a
+key/value cache (asr/model/decoder.py) holds each layer's keys and values of the tokens
+before it and of the encoder output, computed once per search. The beam search reorders
+the cache's rows with its prefixes. `DecodeOptions.kv_cache` False re-runs the decoder over
+the whole prefixes instead, the reference the cache is tested and timed against
+(tests/test_kv_cache.py, benchmarks/decode_speed.py); both give the same hypotheses.
 
 Conventions (natural-log probabilities throughout):
 - A hypothesis' `score` is what the search maximised: the sum of its tokens' log-probs,
@@ -25,8 +29,8 @@ Conventions (natural-log probabilities throughout):
   and is sure of EOS, while an EOS on a repeated word is much less sure: `eos_penalty`,
   subtracted from EOS's log-prob at every step, makes it read on there. The penalty needs
   the window: without it the attention returns to words already read and the decoder loops.
-  Each hypothesis keeps its tokens' peaks, so re-running the decoder on a prefix (it has no
-  key/value cache) rebuilds the same masks.
+  Each hypothesis keeps its tokens' peaks, so re-running the decoder on a prefix (the
+  attention of the results, or a search without the cache) rebuilds the same masks.
 - Non-finite model output (NaN or infinite logits or log-probs, e.g. on absurd input) counts
   as log-prob -inf: such paths are never chosen. A search left with no hypothesis of finite
   score returns the empty hypothesis (no tokens, score -inf, confidence 0.0), so every input
@@ -46,6 +50,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from asr.config import check_attention_window, check_eos_penalty
 from asr.model.asr_model import prepend_sos
+from asr.model.decoder import DecoderCache
 from asr.tokenizer import BLANK_ID, EOS_ID, PAD_ID, SOS_ID
 
 METHODS = ("beam", "greedy", "ctc_greedy")
@@ -69,6 +74,8 @@ class DecodeOptions:
     # next token may attend (module docstring); () = off, the attention sees every frame
     attention_window: tuple[int, ...] = ()
     eos_penalty: float = 0.0  # subtracted from EOS's log-prob at each step (needs attention_window)
+    # False: no key/value cache, the decoder re-runs over whole prefixes (module docstring)
+    kv_cache: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -131,7 +138,7 @@ def search(
         return ctc_greedy_search(model.ctc_log_probs(enc), enc_lens)
     max_lens = opts.max_lens(enc_lens)
     if opts.method == "greedy":
-        hyps = greedy_search(model, enc, enc_lens, max_lens, opts.attention_window, opts.eos_penalty)
+        hyps = greedy_search(model, enc, enc_lens, max_lens, opts)
     else:
         hyps = beam_search(model, enc, enc_lens, max_lens, opts)
     if not need_attention:
@@ -154,17 +161,20 @@ def _check_model(model, opts: DecodeOptions) -> None:
 
 
 def _next_log_probs(
-    model, enc: Tensor, enc_lens: Tensor, ys: Tensor, peaks: Tensor, window: tuple[int, ...]
+    model, enc: Tensor, enc_lens: Tensor, ys: Tensor, peaks: Tensor, window: tuple[int, ...],
+    cache: Optional[DecoderCache],
 ) -> tuple[Tensor, Optional[Tensor]]:
     """Log-probs of the token after each prefix: ys (N, U) starting with SOS -> (N, V), finite or -inf.
-    With a window (peaks (N, U - 1): the attention peaks of the prefix's tokens) also the peak of
-    the new token's attention (N,); None without."""
-    if not window:
-        logits, _ = model.forward_decoder(enc, enc_lens, ys)  # (N, U, V)
-        peak = None
-    else:
-        mask = window_mask(peaks, enc_lens, enc.size(1), window)  # (N, U, T')
-        logits, attn = model.forward_decoder(enc, enc_lens, ys, need_attention=True, cross_mask=mask)
+    With a cache (holding ys[:, :-1]) the decoder reads the newest token alone and adds it to the
+    cache; without, it re-reads the whole prefix. With a window (peaks (N, U - 1): the attention
+    peaks of the prefix's tokens) also the peak of the new token's attention (N,); None without."""
+    tokens, peaks_before = (ys, peaks) if cache is None else (ys[:, -1:], peaks[:, -1:])  # (N, U | 1)
+    mask = None
+    if window:  # the rows of the positions fed: (N, U | 1, T')
+        mask = window_mask(peaks_before, enc_lens, enc.size(1), window)[:, -tokens.size(1) :]
+    logits, attn = model.forward_decoder(enc, enc_lens, tokens, bool(window), mask, cache)  # (N, U | 1, V)
+    peak = None
+    if window:
         peak = torch.stack([a[:, :, -1] for a in attn]).float().mean(dim=(0, 2)).argmax(-1)  # L x (N, H, T') -> (N,)
     log_probs = _finite_or_minus_inf(logits[:, -1].float().log_softmax(-1))
     log_probs[:, _NEVER_EMITTED] = -math.inf
@@ -202,13 +212,12 @@ def _confidence(log_prob_sum: float, n_scored: int) -> float:
     return min(1.0, math.exp(log_prob_sum / n_scored))
 
 
-def greedy_search(
-    model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, window: tuple[int, ...] = (), eos_penalty: float = 0.0
-) -> list[Hypothesis]:
+def greedy_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: DecodeOptions) -> list[Hypothesis]:
     """Most likely next token at every step, for the whole batch until all have emitted EOS.
     An utterance whose best next token has log-prob -inf (non-finite model output) gets the
-    empty hypothesis. window, eos_penalty: as in DecodeOptions."""
-    batch = enc.size(0)
+    empty hypothesis. Of opts it reads attention_window, eos_penalty and kv_cache."""
+    batch, window, eos_penalty = enc.size(0), opts.attention_window, opts.eos_penalty
+    cache = model.decoder_cache(enc) if opts.kv_cache else None  # rows stay the utterances: never reordered
     ys = torch.full((batch, 1), SOS_ID, dtype=torch.long, device=enc.device)  # (B, 1 + step)
     peaks = torch.zeros(batch, 0, dtype=torch.long, device=enc.device)  # (B, step) with a window, else (B, 0)
     eos_cost = torch.zeros(model.vocab_size, device=enc.device)  # (V,)
@@ -221,7 +230,7 @@ def greedy_search(
         done |= max_lens <= step  # prefix already holds the maximum number of tokens
         if done.all():
             break
-        log_probs, peak = _next_log_probs(model, enc, enc_lens, ys, peaks, window)  # (B, V), (B,) or None
+        log_probs, peak = _next_log_probs(model, enc, enc_lens, ys, peaks, window, cache)  # (B, V), (B,) or None
         best_lp, best = (log_probs - eos_cost).max(-1)  # (B,), (B,): the search's choice
         best_lp = best_lp + eos_cost[best]  # the model's log-prob of it
         if peak is not None:
@@ -252,7 +261,8 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
     the finished hypothesis with the best length-normalised score.
     With opts.ctc_weight > 0 candidates are scored jointly with CTC prefix scores; with
     opts.attention_window each prefix carries its tokens' attention peaks (reordered with it),
-    and every EOS candidate's score is lowered by opts.eos_penalty.
+    and every EOS candidate's score is lowered by opts.eos_penalty. The decoder cache's rows
+    (opts.kv_cache) are reordered with the prefixes, as the CTC state's are.
     An utterance whose alive prefixes all score -inf (non-finite model output) stops there;
     with no finished hypothesis it gets the empty one.
     """
@@ -265,6 +275,10 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
     # pre-selection, so keep a few more (as ESPnet does). EOS is always scored: its CTC
     # score (the whole labelling) can be high where the attention decoder's is not.
     n_cand = k if ctc is None else int(1.5 * k)
+    cache = None
+    if opts.kv_cache:  # the encoder's keys and values computed once per utterance, then copied to its K rows
+        cache = model.decoder_cache(enc)
+        cache.reorder(torch.arange(batch, device=enc.device).repeat_interleave(k))
     enc, enc_lens = enc.repeat_interleave(k, 0), enc_lens.repeat_interleave(k)  # (N, T', D), (N,)
     ys = torch.full((n, 1), SOS_ID, dtype=torch.long, device=enc.device)  # (N, 1 + step)
     peaks = torch.zeros(n, 0, dtype=torch.long, device=enc.device)  # (N, step) with a window, else (N, 0)
@@ -295,7 +309,7 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
         if all(done):
             break
         score[torch.tensor(done, device=enc.device)] = -math.inf  # done utterances propose nothing
-        log_probs, peak = _next_log_probs(model, enc, enc_lens, ys, peaks, window)  # (N, V), (N,) or None
+        log_probs, peak = _next_log_probs(model, enc, enc_lens, ys, peaks, window, cache)  # (N, V), (N,) or None
         cand_lp, cand = log_probs.index_fill(1, eos, -math.inf).topk(min(n_cand, log_probs.size(-1)), -1)
         cand_lp, cand = torch.cat([cand_lp, log_probs[:, eos]], 1), torch.cat([cand, eos.expand(n, 1)], 1)  # (N, C+1)
         cand_att = att[:, None] + cand_lp  # (N, C)
@@ -318,6 +332,8 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
             finish(b, int(src[b, j]), float(top[b, j]), float(top_att[b, j]), ended=True)
         rows = src[keep]  # (N,) in rank order per utterance
         ys = torch.cat([ys[rows], tok[keep][:, None]], 1)
+        if cache is not None:  # it held every alive prefix; now it holds the kept ones, ys[:, :-1]
+            cache.reorder(rows)
         if peak is not None:
             peaks = torch.cat([peaks, peak[:, None]], 1)[rows]
         att, score = top_att[keep], top[keep].view(batch, k)

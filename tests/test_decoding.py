@@ -30,13 +30,17 @@ EVERY_SEARCH = [
 SEARCH_NAMES = ["greedy", "beam", "joint_ctc_beam", "ctc_greedy", "windowed_greedy", "windowed_beam"]
 
 
+def padded_fbank(waves, cfg: FeatureConfig = FeatureConfig()) -> tuple[torch.Tensor, torch.Tensor]:
+    """Waves (each (N,) at 16 kHz) -> log-mels feats (B, T, 80), lens (B,)."""
+    feats = [fbank(torch.from_numpy(wave), cfg) for wave in waves]
+    lens = torch.tensor([f.size(0) for f in feats])
+    return torch.nn.utils.rnn.pad_sequence(feats, batch_first=True), lens
+
+
 @pytest.fixture(scope="module")
 def speech(fsdd_dir) -> tuple[torch.Tensor, torch.Tensor]:
     """Real log-mels of utterances of different lengths: feats (B, T, 80), lens (B,)."""
-    waves = [load_audio(fsdd_dir / "recordings" / name) for name in RECORDINGS]
-    feats = [fbank(torch.from_numpy(wave), FeatureConfig()) for wave in waves]
-    lens = torch.tensor([f.size(0) for f in feats])
-    return torch.nn.utils.rnn.pad_sequence(feats, batch_first=True), lens
+    return padded_fbank([load_audio(fsdd_dir / "recordings" / name) for name in RECORDINGS])
 
 
 def make_model(speech, seed: int, vocab_size: int = 12, ctc: bool = True, eos_bias: float = 0.0) -> ASRModel:
@@ -329,8 +333,8 @@ def poison(model, monkeypatch, bad: int, bad_len: int, where: str) -> None:
         monkeypatch.setattr(model, "encode", poisoned_encode)
         return
 
-    def poisoned_forward_decoder(enc, enc_lens, ys, need_attention=False, cross_mask=None):
-        logits, attn = forward_decoder(enc, enc_lens, ys, need_attention, cross_mask)
+    def poisoned_forward_decoder(enc, enc_lens, ys, need_attention=False, cross_mask=None, cache=None):
+        logits, attn = forward_decoder(enc, enc_lens, ys, need_attention, cross_mask, cache)
         logits[enc_lens == bad_len] = math.inf
         return logits, attn
 

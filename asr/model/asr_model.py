@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from asr.config import LossConfig, ModelConfig
 from asr.losses import IGNORE_INDEX, attention_ce_loss, ctc_loss, guided_attention_loss
 from asr.model.conformer import ConformerEncoder
-from asr.model.decoder import Decoder
+from asr.model.decoder import Decoder, DecoderCache
 from asr.model.encoder import Encoder
 from asr.model.lm import LanguageModel
 from asr.model.mask import lengths_to_mask
@@ -74,12 +74,18 @@ class ASRModel(nn.Module):
 
     def forward_decoder(
         self, enc: Tensor, enc_lens: Tensor, tokens: Tensor, need_attention: bool = False,
-        cross_mask: Optional[Tensor] = None,
+        cross_mask: Optional[Tensor] = None, cache: Optional[DecoderCache] = None,
     ) -> tuple[Tensor, Optional[list[Tensor]]]:
-        """One teacher-forced decoder pass over given token sequences (training, plots, each step of a search).
-        tokens: (B, U) starting with SOS -> logits (B, U, V), cross-attention per layer (B, H, U, T').
-        cross_mask: (B, U, T') bool, the encoder frames each position may attend (besides enc_lens)."""
-        return self.decoder(enc, enc_lens, tokens, need_attention, cross_mask)
+        """One teacher-forced decoder pass over given token sequences (training, plots), or one
+        step of a search. tokens: (B, U) starting with SOS -> logits (B, U, V), cross-attention per
+        layer (B, H, U, T'). cross_mask: (B, U, T') bool, the encoder frames each position may
+        attend (besides enc_lens). cache: from decoder_cache(enc); tokens then holds only the
+        next token (B, 1), and the cache is extended with it (asr/model/decoder.py)."""
+        return self.decoder(enc, enc_lens, tokens, need_attention, cross_mask, cache)
+
+    def decoder_cache(self, enc: Tensor) -> DecoderCache:
+        """An empty decoder cache for a search over enc (N, T', D)."""
+        return self.decoder.new_cache(enc)
 
     def encoder_frames(self, spans: Tensor, enc_lens: Tensor) -> Tensor:
         """Feature frame spans (B, 2) [start, end) -> encoder frame spans (B, 2), ends within enc_lens (B,)."""

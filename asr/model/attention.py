@@ -26,6 +26,11 @@ class MultiHeadAttention(nn.Module):
         B, T, _ = x.shape
         return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)
 
+    def keys_values(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """memory (B, Tk, D) -> keys, values (B, H, Tk, D/H) each: what a decoding cache keeps."""
+        k, v = self.key_value(memory).chunk(2, dim=-1)
+        return self._split(k), self._split(v)
+
     def forward(
         self,
         x: Tensor,  # (B, Tq, D) queries
@@ -34,8 +39,18 @@ class MultiHeadAttention(nn.Module):
         causal: bool = False,
         need_weights: bool = False,
     ) -> tuple[Tensor, Optional[Tensor]]:
-        q = self._split(self.query(x))
-        k, v = (self._split(t) for t in self.key_value(memory).chunk(2, dim=-1))
+        return self.attend(x, *self.keys_values(memory), mask, causal, need_weights)
+
+    def attend(
+        self,
+        x: Tensor,  # (B, Tq, D) queries
+        k: Tensor,  # (B, H, Tk, D/H) keys, from keys_values or a decoding cache
+        v: Tensor,  # (B, H, Tk, D/H) values
+        mask: Optional[Tensor] = None,  # bool (B, 1, Tq|1, Tk), True = may attend
+        causal: bool = False,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Optional[Tensor]]:
+        q = self._split(self.query(x))  # (B, H, Tq, D/H)
         p = self.dropout if self.training else 0.0
         if need_weights:
             # The guided attention loss and the alignment plots need the probabilities

@@ -1,15 +1,58 @@
 """Autoregressive Transformer decoder: masked self-attention over the tokens so far,
 cross-attention over the encoder output. Returns the cross-attention weights on request
-(for the guided attention loss, plots and word timings)."""
+(for the guided attention loss, plots, word timings and a search's attention window).
 
+Training feeds whole token sequences at once. A search feeds one token per step, and with a
+`DecoderCache` the decoder keeps what the earlier steps computed, as openai/whisper's does:
+each layer's self-attention keys and values of the tokens so far (the new token's are
+appended), and its cross-attention keys and values of the encoder output (computed once, in
+`Decoder.new_cache`). A step then costs one position instead of the whole prefix; its output
+equals the last position of a full pass over the prefix (pre-LN blocks and a causal mask: an
+earlier position never depends on a later one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 from typing import Optional
 
+import torch
 from torch import Tensor, nn
 
 from asr.config import ModelConfig
 from asr.model.attention import FeedForward, MultiHeadAttention
 from asr.model.embedding import PositionalEncoding
 from asr.model.mask import lengths_to_mask
+
+
+@dataclass
+class LayerCache:
+    cross: tuple[Tensor, Tensor]  # keys, values of the encoder output: (N, H, T', D/H) each
+    tokens: tuple[Tensor, Tensor]  # keys, values of the tokens fed so far: (N, H, U, D/H) each
+
+    def append(self, keys_values: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """Add the new tokens' keys and values (N, H, 1, D/H) -> those of all tokens (N, H, U + 1, D/H)."""
+        self.tokens = tuple(torch.cat([old, new], dim=2) for old, new in zip(self.tokens, keys_values))
+        return self.tokens
+
+
+@dataclass
+class DecoderCache:
+    """The decoder's keys and values for N prefixes decoded one token per step (module docstring).
+    A forward pass with the cache extends it in place."""
+
+    layers: list[LayerCache]
+
+    @property
+    def length(self) -> int:
+        """Tokens fed so far (the position of the next one)."""
+        return self.layers[0].tokens[0].size(2)
+
+    def reorder(self, rows: Tensor) -> None:
+        """Row i becomes old row rows[i] (N',): a beam search keeping, dropping or copying prefixes."""
+        for layer in self.layers:
+            layer.cross = tuple(t[rows] for t in layer.cross)
+            layer.tokens = tuple(t[rows] for t in layer.tokens)
 
 
 class DecoderLayer(nn.Module):
@@ -23,15 +66,26 @@ class DecoderLayer(nn.Module):
         self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
 
+    def new_cache(self, enc: Tensor) -> LayerCache:
+        # enc: (N, T', D) -> its cross-attention keys and values, and no tokens yet
+        cross = self.cross_attn.keys_values(enc)  # (N, H, T', D/H) each
+        empty = cross[0][:, :, :0]  # (N, H, 0, D/H)
+        return LayerCache(cross, (empty, empty))
+
     def forward(
-        self, y: Tensor, enc: Tensor, enc_mask: Tensor, need_attention: bool
+        self, y: Tensor, enc: Tensor, enc_mask: Tensor, need_attention: bool, cache: Optional[LayerCache] = None
     ) -> tuple[Tensor, Optional[Tensor]]:
-        # y: (B, U, D) token states; enc: (B, T', D); enc_mask: (B, 1, 1 | U, T')
+        # y: (B, U, D) token states (U = 1 with a cache); enc: (B, T', D); enc_mask: (B, 1, 1 | U, T')
         h = self.norm_self(y)
+        keys_values = self.self_attn.keys_values(h)  # (B, H, U, D/H) each
+        if cache is not None:
+            keys_values = cache.append(keys_values)  # and those of the tokens before
         # Causal: position u sees tokens <= u only. Padded tokens sit after the real ones,
-        # so the causal mask alone keeps them out of every real position's view.
-        y = y + self.dropout(self.self_attn(h, h, causal=True)[0])
-        context, attn = self.cross_attn(self.norm_cross(y), enc, enc_mask, need_weights=need_attention)
+        # so the causal mask alone keeps them out of every real position's view. With a cache
+        # y is the newest token alone, which sees every token so far: no mask.
+        y = y + self.dropout(self.self_attn.attend(h, *keys_values, causal=cache is None)[0])
+        cross = cache.cross if cache is not None else self.cross_attn.keys_values(enc)
+        context, attn = self.cross_attn.attend(self.norm_cross(y), *cross, enc_mask, need_weights=need_attention)
         y = y + self.dropout(context)
         return y + self.dropout(self.ff(self.norm_ff(y))), attn  # attn: (B, H, U, T') or None
 
@@ -45,19 +99,28 @@ class Decoder(nn.Module):
         self.norm = nn.LayerNorm(cfg.d_model)
         self.output = nn.Linear(cfg.d_model, vocab_size)
 
+    def new_cache(self, enc: Tensor) -> DecoderCache:
+        """An empty cache for decoding enc (N, T', D) one token per step: every layer's
+        cross-attention keys and values, computed here once."""
+        return DecoderCache([layer.new_cache(enc) for layer in self.layers])
+
     def forward(
         self, enc: Tensor, enc_lens: Tensor, tokens: Tensor, need_attention: bool = False,
-        cross_mask: Optional[Tensor] = None,
+        cross_mask: Optional[Tensor] = None, cache: Optional[DecoderCache] = None,
     ) -> tuple[Tensor, Optional[list[Tensor]]]:
-        # enc: (B, T', D); enc_lens: (B,); tokens: (B, U) starting with SOS;
-        # cross_mask: (B, U, T') bool, True = token position u may attend frame t (a search's window)
+        # enc: (B, T', D); enc_lens: (B,); tokens: (B, U) starting with SOS, or with a cache the
+        # next token alone (B, 1); cross_mask: (B, U, T') bool, True = token position u may
+        # attend frame t (a search's window); cache: from new_cache(enc), extended here
+        if cache is not None and tokens.size(1) != 1:
+            raise ValueError(f"a cached decoder step takes one token per row, got {tokens.size(1)}")
         enc_mask = lengths_to_mask(enc_lens, enc.size(1))[:, None, None, :]  # (B, 1, 1, T')
         if cross_mask is not None:
             enc_mask = enc_mask & cross_mask[:, None]  # (B, 1, U, T')
-        y = self.position(self.embed(tokens))  # (B, U, D)
+        y = self.position(self.embed(tokens), cache.length if cache is not None else 0)  # (B, U, D)
+        caches = cache.layers if cache is not None else [None] * len(self.layers)
         attentions = []
-        for layer in self.layers:
-            y, attn = layer(y, enc, enc_mask, need_attention)
+        for layer, layer_cache in zip(self.layers, caches):
+            y, attn = layer(y, enc, enc_mask, need_attention, layer_cache)
             attentions.append(attn)
         logits = self.output(self.norm(y))  # (B, U, V)
         return logits, attentions if need_attention else None

@@ -19,9 +19,9 @@ class PositionalEncoding(nn.Module):
         self.scale = math.sqrt(d_model)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
-        # x: (B, T, D)
-        T = x.size(1)
-        if T > self.pe.size(0):
-            raise ValueError(f"sequence of {T} positions is longer than max_positions={self.pe.size(0)}")
-        return self.dropout(x * self.scale + self.pe[:T])
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        # x: (B, T, D) at positions offset .. offset + T - 1 (offset > 0: the tokens after a decoding cache's)
+        end = offset + x.size(1)
+        if end > self.pe.size(0):
+            raise ValueError(f"sequence of {end} positions is longer than max_positions={self.pe.size(0)}")
+        return self.dropout(x * self.scale + self.pe[offset:end])
