@@ -11,6 +11,10 @@ listing of the pinned files sorted by name, so a copy can be checked with the sh
 `fetch` downloads an archive (https:// or file://), checks every pinned file against the
 digest, and moves them into place in one rename with a record of what was verified, so an
 interrupted, corrupt or tampered download is never taken for a finished one.
+
+Hosts that serve fixed files (OpenSLR) are pinned by the bytes of the file instead
+(`ArchivePin`, `fetch_archive`): archives of many gigabytes, so an interrupted download is
+resumed where it stopped, and the whole file is checked before it takes its name.
 """
 
 from __future__ import annotations
@@ -63,6 +67,18 @@ FSDD = Pin(
     files=tuple(sorted(f"{d}_{s}_{t}.wav" for s in FSDD_SPEAKERS for d in range(10) for t in range(50))),
     digest="917f6ba5bd04fc07c2dbabf863c8ef2b90c8d0fb67438afac7930333a71fe6a3",  # 2,500 recordings
 )
+
+
+@dataclass(frozen=True)
+class ArchivePin:
+    """One file at a fixed URL, pinned by the SHA-256 of its bytes."""
+
+    name: str  # for messages, e.g. "LibriSpeech dev-clean"
+    url: str
+    sha256: str
+
+
+PARTIAL = ".part"  # suffix of a download in progress, beside its destination
 
 
 def listing_digest(hashes: Mapping[str, str]) -> str:
@@ -132,19 +148,69 @@ def is_fetched(dest: Path, pin: Pin) -> bool:
     return fetched_from(dest, pin) is not None
 
 
-def _download(url: str, path: Path) -> None:
-    """url -> path; DatasetError if it fails or stops short of the announced Content-Length."""
+def fetch_archive(pin: ArchivePin, dest: Path, url: str | None = None, log: Callable[[str], None] = print) -> Path:
+    """`dest`, holding the pinned bytes, downloaded from `url` (default `pin.url`, or a mirror).
+
+    A file at `dest` is one that this function verified and renamed there, so it is returned as it
+    is. Otherwise the bytes go to `dest` + PARTIAL, resuming (an HTTP Range request) after what an
+    interrupted call left there; the whole file is then hashed and takes the name `dest` only if it
+    matches. DatasetError when the download fails (the partial file stays, for the next call to
+    resume) or when the bytes differ (the partial file is deleted: resuming cannot mend it).
+    """
+    if dest.is_file():
+        return dest
+    url = url or pin.url
+    partial = dest.with_name(dest.name + PARTIAL)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    kept = partial.stat().st_size if partial.is_file() else 0
+    log(f"downloading {pin.name} from {url} into {dest}" + (f", resuming after {kept} bytes" if kept else ""))
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(path, "wb") as out:
-            announced = response.headers.get("Content-Length")
-            shutil.copyfileobj(response, out, 1 << 20)
-            received = out.tell()
+        _download(url, partial, resume=True)
+    except DatasetError as err:
+        raise DatasetError(f"{err}; the next try resumes from {partial}") from None
+    digest = _sha256(partial)
+    if digest != pin.sha256:
+        partial.unlink()
+        raise DatasetError(f"{url}: sha256 {digest}, pinned {pin.sha256}; refusing it (the download was deleted)")
+    os.replace(partial, dest)
+    log(f"{pin.name}: sha256 verified, {dest}")
+    return dest
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download(url: str, path: Path, resume: bool = False) -> None:
+    """url -> path; DatasetError if it fails or stops short of the announced Content-Length.
+
+    With `resume`, the bytes already in `path` are kept and only the rest is asked for (an HTTP
+    Range request); a server that answers with the whole file instead has it written from the start.
+    """
+    offset = path.stat().st_size if resume and path.is_file() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            rest = offset > 0 and getattr(response, "status", None) == 206  # 206 Partial Content
+            with open(path, "ab" if rest else "wb") as out:
+                announced = response.headers.get("Content-Length")
+                shutil.copyfileobj(response, out, 1 << 20)
+                received = out.tell() - (offset if rest else 0)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:  # Range Not Satisfiable: nothing after `offset`, the file is whole
+            return
+        raise DatasetError(f"could not download {url} ({err.reason})") from None
     except (OSError, http.client.HTTPException, ValueError) as err:  # URLError is an OSError
         reason = getattr(err, "reason", None) or err
         raise DatasetError(f"could not download {url} ({reason})") from None
     # http.client ends a body that stops early as if it were complete: compare the sizes ourselves.
     if announced is not None and received != int(announced):
-        raise DatasetError(f"the download of {url} stopped after {received} of {announced} bytes; nothing was kept")
+        kept = "" if resume else "; nothing was kept"
+        raise DatasetError(f"the download of {url} stopped after {received} of {announced} bytes{kept}")
 
 
 def _unpack_pinned(archive: Path, out: Path, pin: Pin, url: str) -> dict[str, str]:

@@ -19,35 +19,53 @@ import data_source
 import pytest
 from data_source import find_fsdd, write_archive
 
-from asr.datasets import FSDD, DatasetError, Pin, fetch, fetched_from, file_hashes, listing_digest, verify_copy
+from asr.datasets import (
+    FSDD, PARTIAL, ArchivePin, DatasetError, Pin, fetch, fetch_archive, fetched_from, file_hashes, listing_digest,
+    verify_copy,
+)
 
 SMALL = tuple(sorted(f"{d}_{s}_0.wav" for s in ("george", "theo") for d in range(10)))
 
 
 class Loopback:
-    """An HTTP/1.0 server on 127.0.0.1 in a thread, serving `files` ({path: bytes}); logs the paths asked for.
+    """An HTTP/1.0 server on 127.0.0.1 in a thread, serving `files` ({path: bytes}); logs the paths asked for
+    and the Range header of each request (None without one).
 
-    A path in `cut_after` announces its full Content-Length, sends only that many bytes and hangs up.
+    A path in `cut_after` announces its full Content-Length, sends the bytes before that offset and hangs up.
+    `Range: bytes=N-` is answered with 206 and the bytes from N (416 past the end), unless `honour_ranges`
+    is False: then with 200 and the whole file, as a server without range support does.
     """
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.cut_after: dict[str, int] = {}
         self.requests: list[str] = []
+        self.ranges: list[str | None] = []
+        self.honour_ranges = True
         loopback = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 loopback.requests.append(self.path)
+                loopback.ranges.append(self.headers.get("Range"))
                 body = loopback.files.get(self.path)
                 if body is None:
                     self.send_error(404)
                     return
-                self.send_response(200)
+                start = 0
+                if self.headers.get("Range") and loopback.honour_ranges:
+                    start = int(self.headers["Range"].removeprefix("bytes=").removesuffix("-"))
+                    if start >= len(body):
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
                 self.send_header("Content-Type", "application/zip")
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
-                self.wfile.write(body[: loopback.cut_after.get(self.path, len(body))])
+                self.wfile.write(body[start : loopback.cut_after.get(self.path, len(body))])
 
             def log_message(self, *args) -> None:
                 pass
@@ -202,6 +220,57 @@ def test_an_unreachable_archive_is_a_clear_error(tmp_path, loopback, small_pin):
     with pytest.raises(DatasetError, match="could not download http://127.0.0.1:9/"):
         fetch(small_pin, tmp_path / "cache" / "fsdd", "http://127.0.0.1:9/fsdd.zip", log=lambda line: None)
     assert leftovers(tmp_path / "cache") == []
+
+
+# --- fetch_archive: one file pinned by its bytes, resumed ------------------------------------
+
+
+@pytest.fixture
+def archive_pin(small_zip) -> ArchivePin:
+    return ArchivePin("small", "http://127.0.0.1:9/unused.zip", hashlib.sha256(small_zip).hexdigest())
+
+
+def test_fetch_archive_resumes_an_interrupted_download(tmp_path, loopback, small_zip, archive_pin):
+    url, half = loopback.serve("/small.zip", small_zip), len(small_zip) // 2
+    dest = tmp_path / "downloads" / "small.zip"
+    loopback.cut_after["/small.zip"] = half  # the connection drops half way
+    with pytest.raises(DatasetError, match=f"stopped after {half} of {len(small_zip)} bytes; the next try resumes"):
+        fetch_archive(archive_pin, dest, url, log=lambda line: None)
+    partial = dest.with_name(dest.name + PARTIAL)
+    assert partial.read_bytes() == small_zip[:half] and not dest.exists()
+    del loopback.cut_after["/small.zip"]
+    lines = []
+    assert fetch_archive(archive_pin, dest, url, log=lines.append) == dest
+    assert loopback.ranges == [None, f"bytes={half}-"]  # the second request asked for the rest only
+    assert dest.read_bytes() == small_zip and not partial.exists()
+    assert f"resuming after {half} bytes" in lines[0] and lines[1] == f"small: sha256 verified, {dest}"
+    assert fetch_archive(archive_pin, dest, url, log=lines.append) == dest  # verified before: not fetched again
+    assert len(loopback.requests) == 2
+
+
+def test_fetch_archive_starts_again_when_the_server_ignores_the_range(tmp_path, loopback, small_zip, archive_pin):
+    url = loopback.serve("/small.zip", small_zip)
+    dest = tmp_path / "small.zip"
+    dest.with_name(dest.name + PARTIAL).write_bytes(b"x" * 1000)  # what an earlier try left
+    loopback.honour_ranges = False
+    fetch_archive(archive_pin, dest, url, log=lambda line: None)
+    assert loopback.ranges == ["bytes=1000-"] and dest.read_bytes() == small_zip
+
+
+def test_fetch_archive_takes_a_whole_partial_file_the_server_has_nothing_after(tmp_path, loopback, small_zip, archive_pin):
+    url = loopback.serve("/small.zip", small_zip)
+    dest = tmp_path / "small.zip"
+    dest.with_name(dest.name + PARTIAL).write_bytes(small_zip)  # downloaded, but stopped before the rename
+    assert fetch_archive(archive_pin, dest, url, log=lambda line: None) == dest  # the server answers 416
+    assert dest.read_bytes() == small_zip and leftovers(tmp_path) == [dest]
+
+
+def test_fetch_archive_refuses_other_bytes_and_deletes_them(tmp_path, loopback, small_zip, archive_pin):
+    url = loopback.serve("/small.zip", tampered(small_zip, "3_theo_0.wav"))
+    dest = tmp_path / "small.zip"
+    with pytest.raises(DatasetError, match=f"sha256 [0-9a-f]{{64}}, pinned {archive_pin.sha256}; refusing it"):
+        fetch_archive(archive_pin, dest, url, log=lambda line: None)
+    assert leftovers(tmp_path) == []  # neither the file nor a partial one to resume from
 
 
 def test_the_real_pin_accepts_an_archive_laid_out_like_upstream(tmp_path, loopback, fsdd_archive):
