@@ -34,6 +34,7 @@ SLOW_TESTS = {  # file -> tests in it
     "test_train.py": {"test_overfits_real_utterances_to_zero_wer", "test_resume_after_kill_is_exact"},
     "test_conformer.py": {"test_conformer_trains_and_round_trips_through_its_model_directory"},
     "test_distributed.py": {"test_two_processes_match_one_with_both_batches_per_step_and_resume_exactly"},
+    "test_librispeech_recipe.py": {"test_run_sh_prepares_trains_with_two_processes_decodes_and_scores"},
 }
 SYSTEM_PACKAGES = {  # program -> Debian package (`make system-deps` installs them all)
     "chromium": "chromium", "chromedriver": "chromium-driver", "espeak-ng": "espeak-ng", "flite": "flite",

@@ -1,0 +1,1 @@
+../../digits/local/kaldi_dir.py
