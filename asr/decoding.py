@@ -275,10 +275,7 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
     # pre-selection, so keep a few more (as ESPnet does). EOS is always scored: its CTC
     # score (the whole labelling) can be high where the attention decoder's is not.
     n_cand = k if ctc is None else int(1.5 * k)
-    cache = None
-    if opts.kv_cache:  # the encoder's keys and values computed once per utterance, then copied to its K rows
-        cache = model.decoder_cache(enc)
-        cache.reorder(torch.arange(batch, device=enc.device).repeat_interleave(k))
+    cache = model.decoder_cache(enc, k) if opts.kv_cache else None  # row b * K + j: utterance b's j-th prefix
     enc, enc_lens = enc.repeat_interleave(k, 0), enc_lens.repeat_interleave(k)  # (N, T', D), (N,)
     ys = torch.full((n, 1), SOS_ID, dtype=torch.long, device=enc.device)  # (N, 1 + step)
     peaks = torch.zeros(n, 0, dtype=torch.long, device=enc.device)  # (N, step) with a window, else (N, 0)

@@ -67,21 +67,28 @@ def test_a_cached_step_equals_the_last_position_of_the_full_pass(speech, window)
 
 @torch.inference_mode()
 def test_a_reordered_cache_continues_the_prefixes_it_was_given(speech):
-    """After reorder(rows) (a beam search dropping and copying prefixes), the next step equals a full
-    pass over the chosen rows' prefixes."""
+    """Two rows per input (a beam of 2); after reorder(rows) (a beam search dropping and copying
+    prefixes among an input's rows) the next step equals a full pass over the chosen prefixes.
+    Rows may not take another input's prefix: the encoder's keys and values stay where they are."""
     model = make_model(speech, 1, vocab_size=30)
     enc, enc_lens = model.encode(*speech)  # (B, T', D)
-    tokens = prepend_sos(torch.randint(5, 30, (enc.size(0), 4), generator=torch.Generator().manual_seed(1)))  # (B, 5)
-    cache = model.decoder_cache(enc)
+    inputs = torch.arange(enc.size(0)).repeat_interleave(2)  # (2B,): the input of each row
+    tokens = prepend_sos(torch.randint(5, 30, (len(inputs), 4), generator=torch.Generator().manual_seed(1)))  # (2B, 5)
+    cache = model.decoder_cache(enc, rows_per_input=2)
     for u in range(4):
-        model.forward_decoder(enc, enc_lens, tokens[:, u : u + 1], cache=cache)
-    rows = torch.tensor([2, 0, 0, 3, 2])  # row 1 dropped, rows 0 and 2 copied
+        model.forward_decoder(enc[inputs], enc_lens[inputs], tokens[:, u : u + 1], cache=cache)
+    rows = torch.tensor([1, 1, 2, 3, 5, 4, 6, 6])  # kept, dropped, copied and swapped within each input's rows
+    assert torch.equal(inputs[rows], inputs)
     cache.reorder(rows)
-    step, _ = model.forward_decoder(enc[rows], enc_lens[rows], tokens[rows, 4:], cache=cache)  # (5, 1, V)
-    full, _ = model.forward_decoder(enc[rows], enc_lens[rows], tokens[rows])  # (5, 5, V)
+    step, _ = model.forward_decoder(enc[inputs], enc_lens[inputs], tokens[rows, 4:], cache=cache)  # (2B, 1, V)
+    full, _ = model.forward_decoder(enc[inputs], enc_lens[inputs], tokens[rows])  # (2B, 5, V)
     torch.testing.assert_close(step[:, 0], full[:, -1], atol=1e-5, rtol=1e-5)
+    stale = torch.cat([tokens[:, :4], tokens[rows, 4:]], 1)  # what the rows would continue without the reorder
+    assert not torch.allclose(step[:, 0], model.forward_decoder(enc[inputs], enc_lens[inputs], stale)[0][:, -1], atol=1e-3)
+    with pytest.raises(ValueError, match="own input"):
+        cache.reorder(torch.tensor([2, 1, 2, 3, 4, 5, 6, 7]))  # row 0 taking input 1's prefix
     with pytest.raises(ValueError, match="one token per row"):
-        model.forward_decoder(enc[rows], enc_lens[rows], tokens[rows, :2], cache=cache)
+        model.forward_decoder(enc[inputs], enc_lens[inputs], tokens[:, :2], cache=cache)
 
 
 @pytest.mark.parametrize("eos_bias", [0.0, 1.0])

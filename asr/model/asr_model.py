@@ -83,9 +83,9 @@ class ASRModel(nn.Module):
         next token (B, 1), and the cache is extended with it (asr/model/decoder.py)."""
         return self.decoder(enc, enc_lens, tokens, need_attention, cross_mask, cache)
 
-    def decoder_cache(self, enc: Tensor) -> DecoderCache:
-        """An empty decoder cache for a search over enc (N, T', D)."""
-        return self.decoder.new_cache(enc)
+    def decoder_cache(self, enc: Tensor, rows_per_input: int = 1) -> DecoderCache:
+        """An empty decoder cache for a search over enc (B, T', D) with rows_per_input prefixes per input."""
+        return self.decoder.new_cache(enc, rows_per_input)
 
     def encoder_frames(self, spans: Tensor, enc_lens: Tensor) -> Tensor:
         """Feature frame spans (B, 2) [start, end) -> encoder frame spans (B, 2), ends within enc_lens (B,)."""
