@@ -38,6 +38,8 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"beam width, 1 to {MAX_BEAM_SIZE} (default: 5)")
     p.add_argument("--ctc-weight", type=float, default=None,
                    help="weight of CTC prefix scores in beam search (default: the model's inference.ctc_weight)")
+    p.add_argument("--lm-weight", type=float, default=None,
+                   help="weight of the model's language model in beam search (default: the model's inference.lm_weight)")
     p.add_argument("--length-penalty", type=float, default=None, help="alpha in score / n ** alpha (default: the model's, 1.0)")
     p.add_argument("--attention-window", type=attention_window, default=None, metavar="FIRST,LAST|off",
                    help="each token may attend only encoder frames (40 ms) FIRST..LAST after the previous token's "
@@ -116,7 +118,8 @@ def attention_window(text: str) -> tuple[int, ...]:
 
 def decode_options(args: argparse.Namespace, transcriber) -> DecodeOptions:
     return transcriber.options(
-        args.decoder, args.beam_size, args.ctc_weight, args.length_penalty, args.attention_window, args.eos_penalty
+        args.decoder, args.beam_size, args.ctc_weight, args.length_penalty, args.attention_window, args.eos_penalty,
+        args.lm_weight,
     )
 
 

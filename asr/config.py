@@ -201,6 +201,7 @@ class InferenceConfig:
     # [] = off, the attention sees the whole piece.
     attention_window: tuple[int, ...] = ()
     eos_penalty: float = 0.0  # default DecodeOptions.eos_penalty: subtracted from EOS's log-prob; needs the window
+    lm_weight: float = 0.0  # default DecodeOptions.lm_weight of beam search: shallow fusion with the model's language model
 
     def __post_init__(self) -> None:
         check_vtln_warps(self.vtln_warps)

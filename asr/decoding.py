@@ -11,7 +11,9 @@ the whole prefixes instead, the reference the cache is tested and timed against
 Conventions (natural-log probabilities throughout):
 - A hypothesis' `score` is what the search maximised: the sum of its tokens' log-probs,
   EOS included when it ended with one, less `eos_penalty` if so. With `ctc_weight` w > 0 it
-  is the joint score (1 - w) * log P_att(y) + w * log P_ctc(y) (less `eos_penalty`).
+  is the joint score (1 - w) * log P_att(y) + w * log P_ctc(y) (less `eos_penalty`). With
+  `lm_weight` l > 0 (beam search, a model with a language model: asr/model/lm.py) it also
+  holds l * log P_lm(y), EOS included (shallow fusion).
 - Finished hypotheses are ranked by score / n ** length_penalty, n = number of scored
   tokens (emitted tokens + 1 for EOS; a hypothesis cut at the maximum length has no EOS).
   length_penalty = 0 ranks by raw log-prob; 1 by mean log-prob per token.
@@ -51,6 +53,7 @@ from torch.nn.utils.rnn import pad_sequence
 from asr.config import check_attention_window, check_eos_penalty
 from asr.model.asr_model import prepend_sos
 from asr.model.decoder import DecoderCache
+from asr.model.lm import select_state
 from asr.tokenizer import BLANK_ID, EOS_ID, PAD_ID, SOS_ID
 
 METHODS = ("beam", "greedy", "ctc_greedy")
@@ -76,6 +79,7 @@ class DecodeOptions:
     eos_penalty: float = 0.0  # subtracted from EOS's log-prob at each step (needs attention_window)
     # False: no key/value cache, the decoder re-runs over whole prefixes (module docstring)
     kv_cache: bool = True
+    lm_weight: float = 0.0  # beam only: weight of the model's language model (shallow fusion; needs model.lm)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -90,6 +94,8 @@ class DecodeOptions:
             raise ValueError(f"min_max_len must be an integer >= 1, got {self.min_max_len!r}")
         if not 0 <= self.ctc_weight < 1:
             raise ValueError(f"ctc_weight must be in [0, 1), got {self.ctc_weight!r}")
+        if not 0 <= self.lm_weight < math.inf:
+            raise ValueError(f"lm_weight must be a number >= 0, got {self.lm_weight!r}")
         check_attention_window(self.attention_window)
         check_eos_penalty(self.eos_penalty, self.attention_window)
 
@@ -158,6 +164,8 @@ def _check_model(model, opts: DecodeOptions) -> None:
     uses_ctc = opts.method == "ctc_greedy" or (opts.method == "beam" and opts.ctc_weight > 0)
     if uses_ctc and not model.has_ctc:
         raise ValueError(f"method={opts.method!r} with ctc_weight={opts.ctc_weight} needs a model with a CTC head")
+    if opts.method == "beam" and opts.lm_weight > 0 and model.lm is None:
+        raise ValueError(f"lm_weight={opts.lm_weight} needs a model with a language model (asr train-lm)")
 
 
 def _next_log_probs(
@@ -262,7 +270,9 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
     With opts.ctc_weight > 0 candidates are scored jointly with CTC prefix scores; with
     opts.attention_window each prefix carries its tokens' attention peaks (reordered with it),
     and every EOS candidate's score is lowered by opts.eos_penalty. The decoder cache's rows
-    (opts.kv_cache) are reordered with the prefixes, as the CTC state's are.
+    (opts.kv_cache) are reordered with the prefixes, as the CTC and language model states are.
+    With opts.lm_weight > 0 the model's language model adds lm_weight * its log-prob to each
+    candidate, and candidates are pre-selected by attention + language model log-prob.
     An utterance whose alive prefixes all score -inf (non-finite model output) stops there;
     with no finished hypothesis it gets the empty one.
     """
@@ -283,6 +293,9 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
     score = torch.zeros(batch, k, device=enc.device)  # search score of each alive prefix
     score[:, 1:] = -math.inf  # one live start per utterance, not K copies of it
     ctc_state = ctc.initial_state() if ctc is not None else None
+    lm_weight = opts.lm_weight
+    lm = torch.zeros(n, device=enc.device)  # language model log-prob of each alive prefix
+    lm_state = None  # the language model's state after each alive prefix (asr/model/lm.py)
     finished: list[list[tuple[float, Hypothesis]]] = [[] for _ in range(batch)]
     done = [False] * batch
     max_len = max_lens.tolist()
@@ -307,13 +320,19 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
             break
         score[torch.tensor(done, device=enc.device)] = -math.inf  # done utterances propose nothing
         log_probs, peak = _next_log_probs(model, enc, enc_lens, ys, peaks, window, cache)  # (N, V), (N,) or None
-        cand_lp, cand = log_probs.index_fill(1, eos, -math.inf).topk(min(n_cand, log_probs.size(-1)), -1)
-        cand_lp, cand = torch.cat([cand_lp, log_probs[:, eos]], 1), torch.cat([cand, eos.expand(n, 1)], 1)  # (N, C+1)
-        cand_att = att[:, None] + cand_lp  # (N, C)
-        cand_score = score.view(n, 1) + cand_lp
-        if ctc is not None:
-            ctc_psi, ctc_cand = ctc.score(ctc_state, cand)  # (N, C)
-            cand_score = (1 - w) * cand_att + w * ctc_psi
+        fused = log_probs  # (N, V): what pre-selects the candidates
+        if lm_weight > 0:
+            lm_lp, lm_next = model.lm.step(ys[:, -1], lm_state)  # (N, V)
+            fused = log_probs + lm_weight * lm_lp
+        _, cand = fused.index_fill(1, eos, -math.inf).topk(min(n_cand, log_probs.size(-1)), -1)
+        cand = torch.cat([cand, eos.expand(n, 1)], 1)  # (N, C+1)
+        cand_lp = log_probs.gather(1, cand)
+        cand_att = att[:, None] + cand_lp  # (N, C+1)
+        cand_lm = lm[:, None] + (lm_lp.gather(1, cand) if lm_weight > 0 else 0.0)  # (N, C+1)
+        cand_score = score.view(n, 1) + cand_lp + lm_weight * (cand_lm - lm[:, None])
+        if ctc is not None:  # the joint score, from each part's total
+            ctc_psi, ctc_cand = ctc.score(ctc_state, cand)  # (N, C+1)
+            cand_score = (1 - w) * cand_att + w * ctc_psi + lm_weight * cand_lm
             cand_score[~torch.isfinite(score.view(n))] = -math.inf
         cand_score[:, -1] -= opts.eos_penalty  # the EOS column
         top, idx = cand_score.view(batch, -1).topk(2 * k, -1)  # (B, 2K), best first
@@ -334,6 +353,8 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
         if peak is not None:
             peaks = torch.cat([peaks, peak[:, None]], 1)[rows]
         att, score = top_att[keep], top[keep].view(batch, k)
+        if lm_weight > 0:
+            lm, lm_state = cand_lm.reshape(batch, -1).gather(1, idx)[keep], select_state(lm_next, rows)
         if ctc is not None:
             ctc_state = ctc_cand.pick(rows, (idx % cand.size(1))[keep])
         alive = torch.isfinite(score).any(1).tolist()  # (B,): a prefix with a finite score is left

@@ -27,7 +27,7 @@ from asr.audio import load_audio
 from asr.data import Utterance
 from asr.decoding import METHODS, DecodeOptions, Hypothesis, normalised_score, search
 from asr.features import fbank, num_frames
-from asr.model import load_model_dir, model_path
+from asr.model import load_model_dir, model_name, model_path
 from asr.segment import (
     BLOCK_SECONDS, Piece, SegmentConfig, batch_pieces, block_energy_db, peak_level_db, split_long_audio,
 )
@@ -81,7 +81,9 @@ class Transcriber:
         inference = cfg.inference
         self.segment_cfg = SegmentConfig(max_seconds=inference.max_segment_seconds, min_seconds=inference.min_segment_seconds)
         # The search the model was tuned for; callers change it through options().
-        self.default_options = DecodeOptions(ctc_weight=inference.ctc_weight if model.has_ctc else 0.0)
+        self.default_options = DecodeOptions(
+            ctc_weight=inference.ctc_weight if model.has_ctc else 0.0, lm_weight=inference.lm_weight if model.lm else 0.0
+        )
         self.default_options = self.options()  # with the attention window where it applies
         self.vtln_warps = inference.vtln_warps
 
@@ -98,7 +100,7 @@ class Transcriber:
     def options(
         self, method: Optional[str] = None, beam_size: Optional[int] = None, ctc_weight: Optional[float] = None,
         length_penalty: Optional[float] = None, attention_window: Optional[Sequence[int]] = None,
-        eos_penalty: Optional[float] = None,
+        eos_penalty: Optional[float] = None, lm_weight: Optional[float] = None,
     ) -> DecodeOptions:
         """The model's default search with the given fields changed: the one way the CLI, the
         service and the recipes build decoding options. CTC weight defaults to the model's for
@@ -106,7 +108,8 @@ class Transcriber:
         defaults of attention-only searches (greedy, beam without CTC); the joint search has CTC's
         monotonic alignment and gets none unless asked (the window costs it accuracy: the digits
         recipe's RESULTS.md). attention_window () turns the window off, and with it the EOS penalty
-        (which needs the window) unless one is given.
+        (which needs the window) unless one is given. LM weight, like CTC weight, defaults to the
+        model's for beam search (with a language model) and is 0 otherwise.
         ValueError says what is wrong or what this model cannot do."""
         method = {"ctc": "ctc_greedy"}.get(method, method) or self.default_options.method  # "ctc": the service's name
         if method not in self.methods:
@@ -115,6 +118,10 @@ class Transcriber:
             ctc_weight = self.default_options.ctc_weight if method == "beam" else 0.0
         if ctc_weight > 0 and not self.model.has_ctc:
             raise ValueError(f"model {self.model_name} has no CTC head: ctc_weight must be 0")
+        if lm_weight is None:
+            lm_weight = self.default_options.lm_weight if method == "beam" else 0.0
+        if lm_weight > 0 and self.model.lm is None:
+            raise ValueError(f"model {self.model_name} has no language model: lm_weight must be 0")
         inference = self.cfg.inference
         attention_only = method != "ctc_greedy" and ctc_weight == 0
         window = tuple(attention_window) if attention_window is not None else (
@@ -124,7 +131,7 @@ class Transcriber:
             eos_penalty = inference.eos_penalty if window else 0.0
         changes = dict(
             method=method, beam_size=beam_size, ctc_weight=ctc_weight, length_penalty=length_penalty,
-            attention_window=window, eos_penalty=eos_penalty,
+            attention_window=window, eos_penalty=eos_penalty, lm_weight=lm_weight,
         )
         return replace(self.default_options, **{k: v for k, v in changes.items() if v is not None})
 
@@ -143,7 +150,7 @@ class Transcriber:
     ) -> "Transcriber":
         path = model_path(model_dir)  # a directory, or a shipped model's name
         model, tokenizer, cfg = load_model_dir(path, device)
-        return cls(model, tokenizer, cfg, path.resolve().name, device, vtln_warps)
+        return cls(model, tokenizer, cfg, model_name(path), device, vtln_warps)
 
     def load_audio(self, audio: AudioInput, max_seconds: Optional[float] = None) -> np.ndarray:
         if isinstance(audio, np.ndarray):

@@ -38,6 +38,11 @@ def model_path(model: str | Path | None = None) -> Path:
     return PRETRAINED_ROOT / path.name if not path.is_dir() and str(model) in shipped_models() else path
 
 
+def model_name(model: str | Path | None = None) -> str:
+    """A model's name, as transcripts and the service call it: a shipped model's name, else its directory's."""
+    return model_path(model).resolve().name
+
+
 def save_model_dir(path: str | Path, model: ASRModel, tokenizer: Tokenizer, cfg: ExperimentConfig) -> Path:
     """Write the model directory atomically: into a temporary sibling, then rename over `path`."""
     path = Path(path)
