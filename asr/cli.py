@@ -278,7 +278,7 @@ def cmd_wer(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from server.app import serve
 
-    serve(host=args.host, port=args.port, model_dir=args.model)
+    serve(host=args.host, port=args.port, models=args.model)
     return 0
 
 
@@ -348,7 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the transcription web service (uvicorn)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int_in_range(0, 65535), default=8000)
-    p.add_argument("--model", default=None, help="model directory or shipped model name (default: digits)")
+    p.add_argument("--model", action="append", default=None, metavar="NAME|DIR",
+                   help="a shipped model's name or a model directory; repeat to serve several, the first being the "
+                   "default (default: ASR_MODELS, else every shipped model)")
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Load test of the transcription service, on loopback, bounded in requests and time.
 
-Starts the real service (uvicorn, the shipped model unless --model-dir), then sends
+Starts the real service (uvicorn, the shipped model unless --model), then sends
 --requests requests at --concurrency, a mix of good recordings (connected digits built
 from real FSDD takes) and bad uploads, and prints throughput, latency percentiles,
 counts by status, the server's peak memory, and whether every response matched its own
@@ -171,7 +171,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, default=300.0, help="stop sending after this long")
     parser.add_argument("--good-files", type=int, default=40, help="distinct good recordings")
     parser.add_argument("--bad-fraction", type=float, default=0.2, help="share of requests sending a bad file")
-    parser.add_argument("--model-dir", help="model directory (default: the shipped model)")
+    parser.add_argument("--model", help="a shipped model's name or a model directory (default: the shipped digits model)")
     parser.add_argument("--env", action="append", default=[], metavar="ASR_X=V", help="server setting, repeatable")
     parser.add_argument("--json", type=Path, help="also write the summary here")
     return parser.parse_args(argv)
@@ -182,8 +182,8 @@ def main(argv=None) -> int:
     goods = good_uploads(args.good_files)
     uploads = schedule(goods, bad_uploads(goods[0].data), args.requests, args.bad_fraction)
     env = dict(item.split("=", 1) for item in args.env)
-    if args.model_dir:
-        env["ASR_MODEL_DIR"] = args.model_dir
+    if args.model:
+        env["ASR_MODELS"] = args.model
     with LiveServer(env) as server:
         outcomes, seconds = asyncio.run(run_load(server.url, uploads, args.concurrency, args.max_seconds))
         summary = report(outcomes, seconds, server.peak_rss_mib())

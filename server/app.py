@@ -1,7 +1,7 @@
 """The FastAPI app: `create_app(settings)` builds it, `serve(...)` runs it with uvicorn.
 
-The model loads in the background when the app starts, so /health answers at once and
-/ready turns 200 once the model is loaded and has transcribed a warm-up clip.
+The models (`ASR_MODELS`) load in the background when the app starts, so /health answers at
+once and /ready turns 200 once every model is loaded and has transcribed a warm-up clip.
 Run it with `asr serve` (`serve` below), which sets uvicorn's connection limits
 (server/connections.py). Under `uvicorn server.app:create_app --factory` give them as flags:
 `--http server.connections:HeaderTimeoutProtocol --h11-max-incomplete-event-size 65536
@@ -18,7 +18,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -26,7 +26,6 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from asr.model import model_path
 from asr.transcribe import Transcriber
 from server.connections import uvicorn_config
 from server.errors import install_error_handlers
@@ -34,8 +33,8 @@ from server.guard import RequestGuard
 from server.metrics import Metrics, MetricsMiddleware
 from server.pool import InferencePool
 from server.routes import openai_compat, ops, transcribe, web
-from server.service import ServiceState
-from server.settings import Settings
+from server.service import ServedModel, ServiceState
+from server.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -72,30 +71,36 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     state: ServiceState = app.state.service
-    loading = asyncio.create_task(load_model(state))
+    state.pool.start()
+    loading = asyncio.create_task(load_models(state))
     yield
     loading.cancel()
     await state.pool.stop()
     state.decoders.shutdown(wait=False, cancel_futures=True)
 
 
-async def load_model(state: ServiceState) -> None:
-    try:
-        transcriber = await asyncio.to_thread(load_and_warm_up, state.settings)
-    except Exception:  # keep serving /health; the reason goes to the log, not to clients
-        log.exception("could not load the model")
-        state.load_failed = True
-        return
-    state.pool.start(transcriber)
-    state.model_created = weights_written(model_path(state.settings.model_dir))
-    state.transcriber = transcriber
-    log.info("model %s ready", transcriber.model_name)
+async def load_models(state: ServiceState) -> None:
+    """Load and warm up each model in turn; the first that fails leaves the service unready."""
+    for served in state.models.values():
+        try:
+            await asyncio.to_thread(load_model, served, state.settings)
+        except Exception:  # keep serving /health; the reason goes to the log, not to clients
+            log.exception("could not load the model %s from %s", served.name, served.path)
+            state.load_failed = True
+            return
+        log.info("model %s ready", served.name)
 
 
-def load_and_warm_up(settings: Settings) -> Transcriber:
+def load_model(served: ServedModel, settings: Settings) -> None:
+    transcriber = load_and_warm_up(served.path, settings)
+    served.created = weights_written(served.path)
+    served.transcriber = transcriber  # last: the model is served from here on
+
+
+def load_and_warm_up(model_dir: Path, settings: Settings) -> Transcriber:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    transcriber = Transcriber.load(settings.model_dir, device=settings.device, vtln_warps=settings.vtln_warps)
+    transcriber = Transcriber.load(model_dir, device=settings.device, vtln_warps=settings.vtln_warps)
     clip = 0.01 * np.random.default_rng(0).standard_normal(transcriber.sample_rate)  # 1 s of noise
     transcriber.transcribe(clip.astype(np.float32))
     return transcriber
@@ -106,10 +111,11 @@ def weights_written(model_dir: Path) -> int:
     return int((model_dir / "model.safetensors").stat().st_mtime)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, model_dir: Union[str, Path, None] = None) -> None:
-    """Run the service with uvicorn; `ASR_*` environment variables set the rest (server/settings.py)."""
-    overrides = {} if model_dir is None else {"model_dir": Path(model_dir)}
-    uvicorn_server(Settings(**overrides), host=host, port=port).run()
+def serve(host: str = "127.0.0.1", port: int = 8000, models: Optional[Sequence[str]] = None) -> None:
+    """Run the service with uvicorn; `models` (names or directories, the first the default)
+    instead of `ASR_MODELS`; `ASR_*` environment variables set the rest (server/settings.py)."""
+    overrides = {} if not models else {"models": tuple(models)}
+    uvicorn_server(load_settings(**overrides), host=host, port=port).run()
 
 
 def uvicorn_server(settings: Settings, **options) -> uvicorn.Server:

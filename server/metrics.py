@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ENDPOINTS = frozenset({
@@ -17,11 +18,12 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "asr_requests", "HTTP requests by endpoint and status code", ["endpoint", "status"],
+            "asr_requests", "HTTP requests by endpoint, status code and model (empty: none chosen)",
+            ["endpoint", "status", "model"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "asr_request_latency_seconds", "Time from request to the end of the response", ["endpoint"],
+            "asr_request_latency_seconds", "Time from request to the end of the response", ["endpoint", "model"],
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
             registry=self.registry,
         )
@@ -37,8 +39,14 @@ class Metrics:
         )
 
 
+def label_with_model(request: Request, name: str) -> None:
+    """Count and time this request under the model `name` answers it with: a served model's name,
+    never a client's raw field, so that the label has a few values only."""
+    request.state.metrics_model = name  # request.state lives in the ASGI scope the middleware holds
+
+
 class MetricsMiddleware:
-    """Counts every response by endpoint and status (refusals included) and times it."""
+    """Counts every response by endpoint, status and model (refusals included) and times it."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app = app
@@ -61,5 +69,6 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            self.metrics.requests.labels(endpoint, str(status)).inc()
-            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+            model = scope.get("state", {}).get("metrics_model", "")  # see label_with_model
+            self.metrics.requests.labels(endpoint, str(status), model).inc()
+            self.metrics.latency.labels(endpoint, model).observe(time.perf_counter() - start)

@@ -2,8 +2,9 @@
 
 Each field is honoured or refused with a 400 that names it (`param`) and says why (`code`);
 none is accepted and silently ignored:
-- `model`: absent, the loaded model's own name, or `whisper-1` (the name OpenAI clients
-  default to), all meaning the loaded model; any other name is a 404 `model_not_found`.
+- `model`: the name of a model this server runs picks it; absent or `whisper-1` (the name
+  OpenAI clients default to) mean the default model (the first of ASR_MODELS); any other name
+  is a 404 `model_not_found` (ServiceState.model in server/service.py, as on POST /transcribe).
 - `language`: absent, `en` or `english` (any case): the models this service runs are English;
   any other is `unsupported_language`.
 - `temperature`: absent or 0. The search (beam or greedy) is deterministic: with no sampling
@@ -22,9 +23,8 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from server.errors import INVALID_REQUEST, ApiError
+from server.errors import ApiError
 
-ALIASES = ("whisper-1",)  # model names that mean the loaded model
 LANGUAGES = ("en", "english")
 
 
@@ -35,17 +35,6 @@ def refuse_unknown_fields(names: Iterable[str], accepted: frozenset[str]) -> Non
             400, f"unknown parameter `{unknown[0]}`: this endpoint takes {', '.join(sorted(accepted))}",
             param=unknown[0].removesuffix("[]"), code="unknown_parameter",
         )
-
-
-def check_model(model: Optional[str], loaded: str) -> None:
-    """404 unless `model` is absent, the loaded model's name, or one of ALIASES."""
-    if model is None or model == loaded or model in ALIASES:
-        return
-    names = ", ".join(f"`{name}`" for name in (loaded, *ALIASES))
-    raise ApiError(
-        404, f"model `{model}` not found: this server runs one model, named {names}", INVALID_REQUEST,
-        param="model", code="model_not_found",
-    )
 
 
 def check_language(language: Optional[str]) -> None:

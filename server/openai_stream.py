@@ -24,29 +24,30 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from asr.segment import split_long_audio
+from asr.transcribe import Transcriber
 from server.errors import error_body
 from server.schemas import TranscriptTextDelta, TranscriptTextDone
 from server.service import ServiceState, decode, refuse_repeated_fields, service_state
 
 
-async def stream_transcript(request: Request, upload: UploadFile) -> StreamingResponse:
-    """Decode the upload, then answer with its transcript as a stream of events."""
+async def stream_transcript(request: Request, upload: UploadFile, transcriber: Transcriber) -> StreamingResponse:
+    """Decode the upload, then answer with its transcript by `transcriber` as a stream of events."""
     refuse_repeated_fields(await request.form())
     state = service_state(request)
-    wave = await decode(state, await upload.read())  # (N,) float32 at the model's rate
-    transcriber = state.transcriber
+    wave = await decode(state, await upload.read(), transcriber.sample_rate)  # (N,) float32 at the model's rate
     pieces = [wave[p.start : p.end] for p in split_long_audio(wave, transcriber.sample_rate, transcriber.segment_cfg)]
     return StreamingResponse(
-        transcript_events(state, pieces), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        transcript_events(state, transcriber, pieces), media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
     )
 
 
-async def transcript_events(state: ServiceState, pieces: list[np.ndarray]) -> AsyncIterator[str]:
-    opts = state.transcriber.options()
+async def transcript_events(state: ServiceState, transcriber: Transcriber, pieces: list[np.ndarray]) -> AsyncIterator[str]:
+    opts = transcriber.options()
     texts: list[str] = []
     for piece in pieces:
         try:
-            result = await state.pool.transcribe(piece, opts, timestamps=False)
+            result = await state.pool.transcribe(transcriber, piece, opts, timestamps=False)
         except Exception:  # logged by the pool; the client has a 200 already and learns it here
             yield event(error_body("inference failed on a piece of the audio; the transcript is incomplete",
                                    "internal_error"))

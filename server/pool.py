@@ -1,11 +1,14 @@
-"""Inference off the event loop: a queue, a dispatcher that micro-batches, and worker threads.
+"""Inference off the event loop: a waiting line, a dispatcher that micro-batches, and worker threads.
 
-Requests put a `Job` on the queue and await its future. One dispatcher task takes a job,
-waits for a free worker, then adds every queued job that can share the same inference
-call (same decoding options, no longer than one segment), so under load the batch grows by itself and
-when idle a job waits at most `batch_wait_s`. Each batch runs in a thread of a pool of
-`workers` threads (torch releases the GIL). How many requests may be in here at once is
-bounded before they arrive (see server/guard.py), so the queue needs no bound of its own.
+Requests put a `Job` (its model's transcriber, its audio and options) in the line and await its
+future. One dispatcher task waits for a free worker, takes the first job in line, then every
+waiting job that can share its inference call (same model, same decoding options, no longer
+than one segment); the others keep their places, first in line for the next free worker. So a
+batch only ever holds one model's requests, under load it grows by itself, and when idle a job
+waits at most `batch_wait_s` for company. Each batch runs in a thread of a pool of `workers`
+threads (torch releases the GIL), shared by every model the service runs. How many requests may
+be in here at once is bounded before they arrive (see server/guard.py), so the line needs no
+bound of its own.
 
 A request's input may only ever fail that request: when a batch's inference call raises,
 its jobs are run again one at a time, and only a job that fails alone gets the error.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional, Union
@@ -30,6 +34,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(eq=False)
 class Job:
+    transcriber: Transcriber  # the model asked for
     wave: np.ndarray  # (N,) float32 at the transcriber's sample rate
     opts: DecodeOptions
     timestamps: bool
@@ -38,8 +43,13 @@ class Job:
 
     @property
     def key(self) -> tuple:
-        """Jobs with equal keys can be decoded in one call."""
-        return (self.opts, self.timestamps, self.attention)
+        """Jobs with equal keys can be decoded in one call (transcribers compare by identity)."""
+        return (self.transcriber, self.opts, self.timestamps, self.attention)
+
+    @property
+    def batchable(self) -> bool:
+        """Audio longer than one segment is decoded on its own, not to hold short requests back."""
+        return len(self.wave) <= self.transcriber.max_piece_seconds * self.transcriber.sample_rate
 
 
 class InferencePool:
@@ -54,9 +64,8 @@ class InferencePool:
         self.max_batch_size = max_batch_size
         self.batch_wait_s = batch_wait_s
         self.metrics = metrics
-        self.transcriber: Optional[Transcriber] = None
-        self._queue: asyncio.Queue[Job] = asyncio.Queue()
-        self._carry: Optional[Job] = None  # taken from the queue, did not fit the last batch
+        self._waiting: deque[Job] = deque()  # in order of arrival
+        self._arrived = asyncio.Event()  # set when a job joins the line
         self._executor: Optional[ThreadPoolExecutor] = None
         self._dispatcher: Optional[asyncio.Task] = None
         self._running: set[asyncio.Task] = set()
@@ -64,10 +73,9 @@ class InferencePool:
     @property
     def depth(self) -> int:
         """Jobs waiting for a worker."""
-        return self._queue.qsize() + (self._carry is not None)
+        return len(self._waiting)
 
-    def start(self, transcriber: Transcriber) -> None:
-        self.transcriber = transcriber
+    def start(self) -> None:
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="asr-inference")
         self._dispatcher = asyncio.create_task(self._dispatch())
 
@@ -79,52 +87,58 @@ class InferencePool:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def transcribe(
-        self, wave: np.ndarray, opts: DecodeOptions, timestamps: bool, attention: bool = False
+        self, transcriber: Transcriber, wave: np.ndarray, opts: DecodeOptions, timestamps: bool,
+        attention: bool = False,
     ) -> Transcription:
+        """`wave` transcribed by `transcriber`, in a batch of its own model's requests."""
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(Job(wave, opts, timestamps, attention, future))
+        self._waiting.append(Job(transcriber, wave, opts, timestamps, attention, future))
+        self._arrived.set()
         return await future
 
     async def _dispatch(self) -> None:
         free_workers = asyncio.Semaphore(self.workers)
         while True:
-            job = self._carry or await self._queue.get()
-            self._carry = None
-            if job.future.cancelled():  # the client went away while it waited
-                continue
             await free_workers.acquire()
-            batch = [job]
-            self._carry = await self._gather(batch)
+            batch = await self._gather(await self._next())
             task = asyncio.create_task(self._execute(batch, free_workers))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _gather(self, batch: list[Job]) -> Optional[Job]:
-        """Add queued jobs that can share `batch[0]`'s call; return the first one that cannot."""
-        first = batch[0]
-        if not self._batchable(first):
-            return None
-        waited = False
-        while len(batch) < self.max_batch_size:
-            try:
-                job = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                if waited or self.batch_wait_s <= 0:
-                    return None
-                await asyncio.sleep(self.batch_wait_s)
-                waited = True
-                continue
+    async def _next(self) -> Job:
+        """The first job in line whose client is still waiting for it."""
+        while True:
+            while not self._waiting:
+                self._arrived.clear()
+                await self._arrived.wait()
+            job = self._waiting.popleft()
+            if not job.future.cancelled():  # else the client went away while it waited
+                return job
+
+    async def _gather(self, first: Job) -> list[Job]:
+        """`first` and the waiting jobs that can share its call; waits once for company if no one
+        else is in line (a job of another kind in line would be held up by the wait)."""
+        batch = [first]
+        if not first.batchable:
+            return batch
+        self._take_companions(batch)
+        if len(batch) < self.max_batch_size and not self._waiting and self.batch_wait_s > 0:
+            await asyncio.sleep(self.batch_wait_s)
+            self._take_companions(batch)
+        return batch
+
+    def _take_companions(self, batch: list[Job]) -> None:
+        """Move the jobs in line that can join `batch` into it, up to `max_batch_size`; drop those
+        whose client went away; the rest keep their order."""
+        staying: deque[Job] = deque()
+        for job in self._waiting:
             if job.future.cancelled():
                 continue
-            if job.key != first.key or not self._batchable(job):
-                return job
-            batch.append(job)
-        return None
-
-    def _batchable(self, job: Job) -> bool:
-        """Audio longer than one segment is decoded on its own, not to hold short requests back."""
-        max_seconds = self.transcriber.max_piece_seconds
-        return len(job.wave) <= max_seconds * self.transcriber.sample_rate
+            if len(batch) < self.max_batch_size and job.key == batch[0].key and job.batchable:
+                batch.append(job)
+            else:
+                staying.append(job)
+        self._waiting = staying
 
     async def _execute(self, batch: list[Job], free_workers: asyncio.Semaphore) -> None:
         self.metrics.batch_size.observe(len(batch))
@@ -149,12 +163,12 @@ class InferencePool:
         fails that job only."""
         first = batch[0]
         try:
-            return self.transcriber.transcribe_batch(
+            return first.transcriber.transcribe_batch(
                 [job.wave for job in batch], first.opts, timestamps=first.timestamps, attention=first.attention
             )
         except Exception as exc:
             if len(batch) == 1:
-                seconds = len(first.wave) / self.transcriber.sample_rate
+                seconds = len(first.wave) / first.transcriber.sample_rate
                 log.exception("inference failed on one request (%.2f s of audio)", seconds)
                 return [exc]
             log.warning("inference failed on a batch of %d (%r); running its requests one at a time", len(batch), exc)

@@ -23,6 +23,10 @@ def finite_confidence(value: float) -> float:
 class TranscribeOptions(BaseModel):
     """Options of POST /transcribe, from form fields or query parameters."""
 
+    model: Optional[str] = Field(
+        None, description="the name of a model this server runs (GET /v1/models); absent or `whisper-1`: the "
+        "default (the first of ASR_MODELS); any other name is a 404 `model_not_found`",
+    )
     beam_size: int = Field(5, ge=1, le=32, description="beam width of the `beam` decoder")
     decoder: Decoder = Field("beam", description="`beam`, `greedy`, or `ctc` (fast; needs a CTC head)")
     format: Format = Field("json", description="answer as `json`, plain `text`, `srt` or `vtt` subtitles")
@@ -51,7 +55,7 @@ class TranscriptionOut(BaseModel):
     text: str
     duration: float = Field(description="seconds of audio")
     processing_time: float = Field(description="seconds spent decoding and transcribing")
-    model: str
+    model: str = Field(description="the name of the model that transcribed it")
     confidence: float = Field(
         ge=0, le=1, description="in [0, 1]; always a number (0 when the model's scores were not finite)"
     )
@@ -81,7 +85,8 @@ class ErrorOut(BaseModel):
 
 class StatusOut(BaseModel):
     status: str
-    model: Optional[str] = None
+    model: Optional[str] = Field(None, description="the default model: what a request naming none gets")
+    models: Optional[list[str]] = Field(None, description="every model the server runs, the default first")
 
 
 # --- OpenAI audio transcription API (https://platform.openai.com/docs/api-reference/audio) ---
@@ -154,6 +159,7 @@ ERROR_RESPONSES = {
     for status, description in {
         400: "bad input: missing field, bad option, audio that cannot be decoded",
         401: "missing or wrong API key (when one is configured)",
+        404: "no model of that name runs here (`model_not_found`)",
         413: "upload or audio too large",
         503: "model loading, or queue full (see Retry-After)",
     }.items()

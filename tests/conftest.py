@@ -22,6 +22,7 @@ from data_source import find_fsdd, write_archive
 from live_server import LiveServer
 
 from asr.datasets import DatasetError
+from asr.model import PRETRAINED_DIR
 
 # One intra-op thread in this process and in the ones tests start (CLI, training): the tests run
 # many small ops, and on a shared, busy CPU a second thread mostly waits (a 2-second decode took
@@ -162,6 +163,16 @@ def fsdd_archive(tmp_path_factory, fsdd_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def live_server():
-    """The real service with the shipped model, under uvicorn on a free loopback port."""
-    with LiveServer() as server:
+    """The real service with the shipped digits model alone (whatever else is shipped), under
+    uvicorn on a free loopback port."""
+    with LiveServer({"ASR_MODELS": "digits"}) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def two_model_server(tmp_path_factory):
+    """The real service running two models: the shipped digits (the default) and a copy of it
+    named `digits-copy`; answers name the model that gave them."""
+    copy = shutil.copytree(PRETRAINED_DIR, tmp_path_factory.mktemp("models") / "digits-copy")
+    with LiveServer({"ASR_MODELS": f"digits,{copy}"}) as server:
         yield server

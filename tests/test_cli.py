@@ -14,7 +14,7 @@ import torch
 from asr.cli import main
 from asr.config import ExperimentConfig, ModelConfig
 from asr.decoding import MAX_BEAM_SIZE
-from asr.model import ASRModel, save_model_dir
+from asr.model import PRETRAINED_DIR, ASRModel, save_model_dir
 from asr.tokenizer import Tokenizer
 from test_evaluate import HYPS, REFS
 
@@ -107,6 +107,12 @@ def test_transcribe_missing_file_exits_2(tiny_model, tmp_path):
 def test_not_a_model_dir_exits_2(capsys, tmp_path, wav_path):
     line = one_error_line(asr_in_process(capsys, "transcribe", wav_path, "--model", tmp_path))
     assert str(tmp_path) in line and "not a model directory" in line
+
+
+def test_serve_refuses_two_models_of_one_name_in_one_line(capsys, monkeypatch):
+    monkeypatch.delenv("ASR_MODELS", raising=False)
+    line = one_error_line(asr_in_process(capsys, "serve", "--model", "digits", "--model", PRETRAINED_DIR))
+    assert line.startswith("error: ASR_MODELS: two models named `digits`"), line
 
 
 def test_shipped_model_by_name(capsys, tmp_path, monkeypatch):

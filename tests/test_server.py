@@ -150,9 +150,9 @@ def test_metrics_count_requests_latency_audio_and_queue(live_server, digits_file
     post(live_server, digits_file[0])
     post(live_server, b"")
     text = httpx.get(live_server.url + "/metrics").text
-    assert metric(text, 'asr_requests_total{endpoint="/transcribe",status="200"}') >= 1
-    assert metric(text, 'asr_requests_total{endpoint="/transcribe",status="400"}') >= 1
-    assert metric(text, 'asr_request_latency_seconds_count{endpoint="/transcribe"}') >= 2
+    assert metric(text, 'asr_requests_total{endpoint="/transcribe",model="digits",status="200"}') >= 1
+    assert metric(text, 'asr_requests_total{endpoint="/transcribe",model="digits",status="400"}') >= 1
+    assert metric(text, 'asr_request_latency_seconds_count{endpoint="/transcribe",model="digits"}') >= 2
     assert metric(text, "asr_audio_seconds_total") >= digits_file[3]
     assert metric(text, "asr_queue_depth") == 0
 

@@ -12,7 +12,7 @@ import soundfile as sf
 from fsdd_audio import connected_digits, wav_bytes
 
 GIB = 2**30
-MODEL = {"model": "whisper-1"}  # a field of the OpenAI route; the native one has none of that name
+MODEL = {"model": "whisper-1"}  # what OpenAI clients send: the default model, on both routes
 
 
 def wav_header(channels=1, rate=16000, bits=16, fmt=1, data_bytes=32000) -> bytes:

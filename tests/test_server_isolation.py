@@ -9,7 +9,6 @@ import concurrent.futures
 import io
 import threading
 import time
-from types import SimpleNamespace
 
 import httpx
 import jiwer
@@ -38,9 +37,11 @@ class FakeTranscriber:
 
     def __init__(self):
         self.calls: list[int] = []  # batch sizes
+        self.seen: list[list[int]] = []  # the first sample of each wave, per call
 
     def transcribe_batch(self, waves, opts, timestamps=False, attention=False):
         self.calls.append(len(waves))
+        self.seen.append([int(w[0]) for w in waves])
         if any(w[0] == POISON for w in waves):
             raise ValueError("max() arg is an empty sequence")
         return [Transcription(text=f"wave {w[0]:g}", duration=len(w) / 16000, segments=[], confidence=1.0) for w in waves]
@@ -52,10 +53,10 @@ def test_a_job_that_breaks_its_batch_fails_alone_and_the_others_get_their_own_an
     async def burst():
         pool = InferencePool(workers=1, max_batch_size=8, batch_wait_s=0.05, metrics=Metrics())
         fake = FakeTranscriber()
-        pool.start(fake)
+        pool.start()
         try:
             results = await asyncio.gather(
-                *(pool.transcribe(w, DecodeOptions(), timestamps=False) for w in waves), return_exceptions=True
+                *(pool.transcribe(fake, w, DecodeOptions(), timestamps=False) for w in waves), return_exceptions=True
             )
         finally:
             await pool.stop()
@@ -67,6 +68,25 @@ def test_a_job_that_breaks_its_batch_fails_alone_and_the_others_get_their_own_an
     assert isinstance(results[7], ValueError)
     assert "running its requests one at a time" in caplog.text
     assert "inference failed on one request" in caplog.text
+
+
+def test_a_batch_holds_one_models_requests_and_each_model_still_batches():
+    """Requests for two models, interleaved as they arrive: each inference call is one model's,
+    and a request of the other model in line does not cut a batch short."""
+    first, second = FakeTranscriber(), FakeTranscriber()
+    jobs = [(first if i % 2 == 0 else second, np.full(1600, i, np.float32)) for i in range(12)]
+
+    async def burst():
+        pool = InferencePool(workers=1, max_batch_size=8, batch_wait_s=0.05, metrics=Metrics())
+        pool.start()
+        try:
+            return await asyncio.gather(*(pool.transcribe(t, w, DecodeOptions(), timestamps=False) for t, w in jobs))
+        finally:
+            await pool.stop()
+
+    results = asyncio.run(burst())
+    assert [r.text for r in results] == [f"wave {i}" for i in range(12)]  # each answer to its own request
+    assert first.seen == [[0, 2, 4, 6, 8, 10]] and second.seen == [[1, 3, 5, 7, 9, 11]]
 
 
 def test_decoding_runs_in_the_bounded_decode_pool_with_the_sample_limit(monkeypatch):
@@ -91,9 +111,8 @@ def test_decoding_runs_in_the_bounded_decode_pool_with_the_sample_limit(monkeypa
     async def burst():
         decoders = concurrent.futures.ThreadPoolExecutor(settings.decode_workers)
         state = service.ServiceState(settings, Metrics(), pool=None, decoders=decoders)
-        state.transcriber = SimpleNamespace(sample_rate=16000)
         try:
-            await asyncio.gather(*(service.decode(state, b"x") for _ in range(16)))
+            await asyncio.gather(*(service.decode(state, b"x", 16000) for _ in range(16)))
         finally:
             decoders.shutdown()
 

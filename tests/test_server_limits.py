@@ -110,7 +110,7 @@ def test_a_model_that_cannot_load_keeps_the_server_alive_and_logs_why_without_te
     model_dir = tmp_path / "secret-model-dir"
     model_dir.mkdir()
     log = tmp_path / "server.log"
-    with LiveServer({"ASR_MODEL_DIR": str(model_dir)}, wait_for="/health", log=log) as server:
+    with LiveServer({"ASR_MODELS": str(model_dir)}, wait_for="/health", log=log) as server:
         ready = httpx.get(server.url + "/ready")
         while ready.json()["error"]["type"] == "model_loading":
             time.sleep(0.1)
@@ -120,6 +120,6 @@ def test_a_model_that_cannot_load_keeps_the_server_alive_and_logs_why_without_te
     for refused in (ready, response):  # /ready and the guard give the same generic reason
         assert refused.status_code == 503
         assert refused.json()["error"] == {
-            "message": "the model failed to load; see the server log", "type": "model_error", "param": None, "code": None,
+            "message": "a model failed to load; see the server log", "type": "model_error", "param": None, "code": None,
         }
     assert "secret-model-dir" in log.read_text() and "model.safetensors" in log.read_text()

@@ -1,8 +1,11 @@
 """Service settings that change how the model decodes."""
 
+import shutil
+
 import pytest
 from pydantic import ValidationError
 
+from asr.model import PRETRAINED_DIR, shipped_models
 from server.app import load_and_warm_up
 from server.connections import HeaderTimeoutProtocol, uvicorn_config
 from server.settings import Settings
@@ -10,9 +13,9 @@ from server.settings import Settings
 
 def test_vtln_warps_setting_overrides_the_models_own(monkeypatch):
     monkeypatch.delenv("ASR_VTLN_WARPS", raising=False)
-    assert len(load_and_warm_up(Settings()).vtln_warps) > 1  # the shipped model decodes with several warps
+    assert len(load_and_warm_up(PRETRAINED_DIR, Settings()).vtln_warps) > 1  # the shipped model decodes with several warps
     monkeypatch.setenv("ASR_VTLN_WARPS", "[1.0]")
-    assert load_and_warm_up(Settings()).vtln_warps == (1.0,)
+    assert load_and_warm_up(PRETRAINED_DIR, Settings()).vtln_warps == (1.0,)
 
 
 @pytest.mark.parametrize("value", ["[]", "[2.0]", "[NaN]", "1.0,x"])
@@ -20,6 +23,53 @@ def test_bad_vtln_warps_are_refused(monkeypatch, value):
     monkeypatch.setenv("ASR_VTLN_WARPS", value)
     with pytest.raises(ValidationError, match="vtln_warps"):
         Settings()
+
+
+@pytest.fixture
+def digits_copy(tmp_path):
+    """The shipped digits model in a directory of another name (so, another model)."""
+    return shutil.copytree(PRETRAINED_DIR, tmp_path / "digits-copy")
+
+
+def test_models_default_to_every_shipped_model_digits_first(monkeypatch):
+    monkeypatch.delenv("ASR_MODELS", raising=False)
+    models = Settings().models
+    assert models[0] == "digits" and sorted(models) == shipped_models()
+
+
+@pytest.mark.parametrize("form", ["comma", "json"])
+def test_models_are_a_comma_or_json_list_named_after_their_directories(monkeypatch, digits_copy, form):
+    value = f" digits , {digits_copy}" if form == "comma" else f'["digits", "{digits_copy}"]'
+    monkeypatch.setenv("ASR_MODELS", value)
+    settings = Settings()
+    assert settings.models == ("digits", str(digits_copy))
+    assert settings.model_dirs == {"digits": PRETRAINED_DIR, "digits-copy": digits_copy}  # the first is the default
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("digits,{copy},{copy}/", "two models named `digits-copy`"),  # one directory, spelled twice
+        ("digits,{namesake}", "two models named `digits`"),  # a shipped model, and a directory of its name
+        ("", "list at least one model"),
+        ("[]", "list at least one model"),
+        ("digits,,{copy}", "an empty entry"),
+        ('["digits",', "not a JSON list"),
+    ],
+)
+def test_bad_model_lists_are_refused_saying_why(monkeypatch, tmp_path, digits_copy, value, message):
+    namesake = shutil.copytree(PRETRAINED_DIR, tmp_path / "elsewhere" / "digits")
+    monkeypatch.setenv("ASR_MODELS", value.format(copy=digits_copy, namesake=namesake))
+    with pytest.raises(ValidationError, match="models") as refused:
+        Settings()
+    assert message in str(refused.value)
+
+
+def test_the_replaced_model_dir_setting_is_refused_naming_its_successor(monkeypatch):
+    monkeypatch.setenv("ASR_MODEL_DIR", "/srv/my-model")
+    with pytest.raises(ValidationError, match="model_dir") as refused:
+        Settings()
+    assert "replaced by ASR_MODELS, a list of models to serve: set ASR_MODELS=/srv/my-model instead" in str(refused.value)
 
 
 def test_limits_have_safe_defaults_and_refuse_nonsense(monkeypatch):

@@ -13,13 +13,12 @@ from typing import Annotated, Literal, Optional
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 
-from asr.transcribe import Segment
+from asr.transcribe import Segment, Transcriber
 from server.formats import text_response
 from server.openai_form import (
     check_deterministic,
     check_granularities,
     check_language,
-    check_model,
     check_stream,
     refuse_include,
     refuse_unknown_fields,
@@ -28,7 +27,6 @@ from server.openai_stream import stream_transcript
 from server.schemas import (
     ERROR_RESPONSES,
     DurationUsage,
-    ErrorOut,
     OpenAIFormat,
     OpenAIModel,
     OpenAIModelList,
@@ -38,11 +36,12 @@ from server.schemas import (
     WordOut,
     finite_confidence,
 )
-from server.service import service_state, transcribe_upload
+from server.service import ServedModel, ServiceState, chosen_model, service_state, transcribe_upload
 
 router = APIRouter(prefix="/v1")
 
 Granularity = Literal["word", "segment"]
+MODEL_FIELD = "the name of a model this server runs (GET /v1/models); `whisper-1` or absent: the default"
 TRANSCRIPTION_FIELDS = frozenset({
     "file", "model", "language", "prompt", "temperature", "response_format", "timestamp_granularities[]",
     "timestamp_granularities", "include[]", "stream", "chunking_strategy",
@@ -50,9 +49,8 @@ TRANSCRIPTION_FIELDS = frozenset({
 TRANSLATION_FIELDS = frozenset({"file", "model", "prompt", "response_format", "temperature"})
 MIN_AVG_LOGPROB = -20.0  # avg_logprob of a segment whose confidence is 0 (nothing found, or scores not finite)
 OWNER = "asr"  # `owned_by` of the models: this service
-RESPONSES = {**ERROR_RESPONSES, 404: {"model": ErrorOut, "description": "unknown model"}}
-TEXT_RESPONSES = {**RESPONSES, 200: {"content": {"text/plain": {}, "text/vtt": {}}}}
-STREAM_RESPONSES = {**RESPONSES, 200: {"content": {"text/plain": {}, "text/vtt": {}, "text/event-stream": {}}}}
+TEXT_RESPONSES = {**ERROR_RESPONSES, 200: {"content": {"text/plain": {}, "text/vtt": {}}}}
+STREAM_RESPONSES = {**ERROR_RESPONSES, 200: {"content": {"text/plain": {}, "text/vtt": {}, "text/event-stream": {}}}}
 
 
 @router.post(
@@ -64,7 +62,7 @@ STREAM_RESPONSES = {**RESPONSES, 200: {"content": {"text/plain": {}, "text/vtt":
 async def create_transcription(
     request: Request,
     file: Annotated[UploadFile, File(description="the audio file")],
-    model: Annotated[Optional[str], Form(description="the loaded model's name or `whisper-1`; absent: the same")] = None,
+    model: Annotated[Optional[str], Form(description=MODEL_FIELD)] = None,
     language: Annotated[Optional[str], Form(description="`en` or absent")] = None,
     prompt: Annotated[Optional[str], Form(description="empty or absent")] = None,
     temperature: Annotated[Optional[float], Form(description="0 or absent")] = None,
@@ -76,7 +74,7 @@ async def create_transcription(
     chunking_strategy: Annotated[Optional[Literal["auto"]], Form(description="`auto` or absent")] = None,
 ):
     refuse_unknown_fields((await request.form()).keys(), TRANSCRIPTION_FIELDS)
-    check_model(model, service_state(request).transcriber.model_name)
+    transcriber = chosen_model(request, model)
     check_language(language)
     check_deterministic(temperature, prompt)
     refuse_include(include)
@@ -84,10 +82,10 @@ async def create_transcription(
     check_granularities(granularities, response_format)
     check_stream(stream, response_format)
     if stream:
-        return await stream_transcript(request, file)
+        return await stream_transcript(request, file, transcriber)
     words = "word" in granularities
     segments = not granularities or "segment" in granularities
-    return await answer(request, file, response_format, "transcribe", words, segments)
+    return await answer(request, file, transcriber, response_format, "transcribe", words, segments)
 
 
 @router.post(
@@ -99,22 +97,22 @@ async def create_transcription(
 async def create_translation(
     request: Request,
     file: Annotated[UploadFile, File(description="the audio file")],
-    model: Annotated[Optional[str], Form(description="the loaded model's name or `whisper-1`; absent: the same")] = None,
+    model: Annotated[Optional[str], Form(description=MODEL_FIELD)] = None,
     prompt: Annotated[Optional[str], Form(description="empty or absent")] = None,
     temperature: Annotated[Optional[float], Form(description="0 or absent")] = None,
     response_format: Annotated[OpenAIFormat, Form()] = "json",
 ):
     refuse_unknown_fields((await request.form()).keys(), TRANSLATION_FIELDS)
-    check_model(model, service_state(request).transcriber.model_name)
+    transcriber = chosen_model(request, model)
     check_deterministic(temperature, prompt)
-    return await answer(request, file, response_format, "translate", words=False, segments=True)
+    return await answer(request, file, transcriber, response_format, "translate", words=False, segments=True)
 
 
 async def answer(
-    request: Request, file: UploadFile, response_format: str, task: Literal["transcribe", "translate"],
-    words: bool, segments: bool,
+    request: Request, file: UploadFile, transcriber: Transcriber, response_format: str,
+    task: Literal["transcribe", "translate"], words: bool, segments: bool,
 ):
-    result, _ = await transcribe_upload(request, file, timestamps=words)
+    result, _ = await transcribe_upload(request, file, transcriber, timestamps=words)
     text = text_response(result.text, result.segments, response_format)
     if text is not None:
         return text
@@ -154,22 +152,30 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data))
 
 
-@router.get("/models", response_model=OpenAIModelList, responses=RESPONSES, summary="The model this server runs")
+@router.get(
+    "/models", response_model=OpenAIModelList, responses=ERROR_RESPONSES,
+    summary="The models this server runs, the default first",
+)
 async def list_models(request: Request) -> OpenAIModelList:
-    return OpenAIModelList(data=[model_card(request)])
+    state = ready_state(request)
+    return OpenAIModelList(data=[model_card(served) for served in state.models.values()])
 
 
-@router.get("/models/{model_id:path}", response_model=OpenAIModel, responses=RESPONSES, summary="One model")
+@router.get("/models/{model_id:path}", response_model=OpenAIModel, responses=ERROR_RESPONSES, summary="One model")
 async def retrieve_model(request: Request, model_id: str) -> OpenAIModel:
-    """The loaded model, by its name or an alias (`whisper-1`); any other name is a 404."""
-    card = model_card(request)
-    check_model(model_id, card.id)
-    return card
+    """A model this server runs, by its name; `whisper-1`: the default; any other name is a 404."""
+    state = ready_state(request)
+    return model_card(state.model(model_id))
 
 
-def model_card(request: Request) -> OpenAIModel:
+def ready_state(request: Request) -> ServiceState:
+    """The service's state once it is ready (`created` is known once a model is loaded), else its 503."""
     state = service_state(request)
     unready = state.unready()
     if unready is not None:
         raise unready
-    return OpenAIModel(id=state.transcriber.model_name, created=state.model_created, owned_by=OWNER)
+    return state
+
+
+def model_card(served: ServedModel) -> OpenAIModel:
+    return OpenAIModel(id=served.name, created=served.created, owned_by=OWNER)

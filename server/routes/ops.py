@@ -1,4 +1,4 @@
-"""Operations: liveness, readiness (model loaded and warmed up), Prometheus metrics."""
+"""Operations: liveness, readiness (every model loaded and warmed up), Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ async def ready(request: Request) -> StatusOut:
     unready = state.unready()
     if unready is not None:
         raise unready
-    return StatusOut(status="ready", model=state.transcriber.model_name)
+    return StatusOut(status="ready", model=state.default_model.name, models=list(state.models))
 
 
 @router.get("/metrics", summary="Prometheus metrics (text format)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Optional
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile, params
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -20,22 +20,28 @@ from server.schemas import (
     TranscriptionOut,
     WordOut,
 )
-from server.service import service_state, transcribe_upload
+from server.service import chosen_model, transcribe_upload
 
 router = APIRouter()
 
 
+def option(name: str) -> params.Form:
+    """A form field of TranscribeOptions, described in /docs as the option is."""
+    return Form(description=TranscribeOptions.model_fields[name].description)
+
+
 def transcribe_options(
     request: Request,
-    beam_size: Annotated[Optional[int], Form()] = None,
-    decoder: Annotated[Optional[Decoder], Form()] = None,
-    format: Annotated[Optional[Format], Form()] = None,
-    timestamps: Annotated[Optional[bool], Form()] = None,
-    attention: Annotated[Optional[bool], Form()] = None,
+    model: Annotated[Optional[str], option("model")] = None,
+    beam_size: Annotated[Optional[int], option("beam_size")] = None,
+    decoder: Annotated[Optional[Decoder], option("decoder")] = None,
+    format: Annotated[Optional[Format], option("format")] = None,
+    timestamps: Annotated[Optional[bool], option("timestamps")] = None,
+    attention: Annotated[Optional[bool], option("attention")] = None,
 ) -> TranscribeOptions:
     """Options from the form, else from the query string (`?format=srt`), else defaults."""
     given = {k: v for k, v in request.query_params.items() if k in TranscribeOptions.model_fields}
-    form = dict(beam_size=beam_size, decoder=decoder, format=format, timestamps=timestamps, attention=attention)
+    form = dict(model=model, beam_size=beam_size, decoder=decoder, format=format, timestamps=timestamps, attention=attention)
     given.update({k: v for k, v in form.items() if v is not None})
     try:
         return TranscribeOptions.model_validate(given)
@@ -48,20 +54,22 @@ def transcribe_options(
     response_model=TranscriptionOut,
     responses={**ERROR_RESPONSES, 200: {"content": {"text/plain": {}, "text/vtt": {}}}},
     summary="Transcribe an audio file (WAV, FLAC, OGG, MP3)",
+    description="Options come as form fields or query parameters (`?format=srt`); `model` picks one of the "
+    "models this server runs (GET /v1/models), else the default, and the answer's `model` names the one used.",
 )
 async def transcribe(
     request: Request,
     file: Annotated[UploadFile, File(description="the audio file")],
     options: Annotated[TranscribeOptions, Depends(transcribe_options)],
 ):
+    transcriber = chosen_model(request, options.model)
     result, seconds = await transcribe_upload(
-        request, file, options.timestamps, options.decoder, options.beam_size, options.attention
+        request, file, transcriber, options.timestamps, options.decoder, options.beam_size, options.attention
     )
     text = text_response(result.text, result.segments, options.format)
     if text is not None:
         return text
-    model = service_state(request).transcriber.model_name
-    return transcription_out(result, seconds, model, options)
+    return transcription_out(result, seconds, transcriber.model_name, options)
 
 
 def transcription_out(
