@@ -6,7 +6,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from fsdd_audio import connected_digits, expected_text, wav_bytes
 
@@ -59,6 +59,25 @@ def test_upload_shows_transcript_and_draws_attention(live_server, browser, fsdd_
     assert transcript == expected_text("3907")  # george's held-out takes: the shipped model gets them right
     assert browser.execute_script(DRAWN_FRACTION) > 0.5  # the matrix fills most of the canvas
     browser.save_screenshot(str(tmp_path / "page.png"))
+
+
+def test_the_model_chosen_on_the_page_is_the_one_that_answers(two_model_server, browser, fsdd_dir, tmp_path):
+    wav = tmp_path / "digits.wav"
+    wav.write_bytes(wav_bytes(connected_digits(fsdd_dir, "3907", "george")[0]))
+    browser.get(two_model_server.url + "/")
+    choice = Select(browser.find_element(By.ID, "model"))
+    WebDriverWait(browser, 10).until(lambda b: len(choice.options) == 2)  # filled from GET /v1/models
+    assert [o.text for o in choice.options] == ["digits", "digits-copy"]
+    assert choice.first_selected_option.text == "digits"  # the server's default
+
+    choice.select_by_visible_text("digits-copy")
+    browser.find_element(By.ID, "file").send_keys(str(wav))
+    details = WebDriverWait(browser, 30).until(
+        lambda b: b.find_element(By.ID, "details").text or b.find_element(By.ID, "error").text
+    )
+    assert not browser.find_element(By.ID, "error").text, details
+    assert "by digits-copy;" in details
+    assert browser.find_element(By.ID, "transcript").text == expected_text("3907")
 
 
 def test_a_bad_file_shows_the_servers_message(live_server, browser, tmp_path):

@@ -9,19 +9,37 @@ function show(id, text) {
   el.hidden = !text;
 }
 
+function authHeaders() {
+  const key = $("api-key").value.trim();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+// The model choice: the server's models (GET /v1/models, the default first). Until they can be
+// listed (still loading, or an API key not typed yet) the one choice is "default", sent as no field.
+async function loadModels() {
+  try {
+    const response = await fetch("/v1/models", { headers: authHeaders() });
+    if (!response.ok) return;
+    const names = (await response.json()).data.map((m) => m.id);
+    const select = $("model");
+    const chosen = names.includes(select.value) ? select.value : names[0];
+    select.replaceChildren(...names.map((name) => new Option(name, name, false, name === chosen)));
+  } catch (err) {
+    // the page still works with the default model
+  }
+}
+
 async function transcribe(blob, filename) {
   show("error", "");
   show("status", `Transcribing ${filename}…`);
   const form = new FormData();
   form.append("file", blob, filename);
+  if ($("model").value) form.append("model", $("model").value);
   form.append("decoder", $("decoder").value);
   form.append("timestamps", "true");
   form.append("attention", "true");
-  const headers = {};
-  const key = $("api-key").value.trim();
-  if (key) headers["Authorization"] = `Bearer ${key}`;
   try {
-    const response = await fetch("/transcribe", { method: "POST", body: form, headers });
+    const response = await fetch("/transcribe", { method: "POST", body: form, headers: authHeaders() });
     const body = await response.json();
     if (!response.ok) throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
     render(body);
@@ -161,3 +179,5 @@ $("file").addEventListener("change", (e) => {
   e.target.value = "";
 });
 $("record").addEventListener("click", toggleRecording);
+$("api-key").addEventListener("change", loadModels);
+loadModels();
