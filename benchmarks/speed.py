@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -25,7 +26,7 @@ from asr.cli import add_vtln_warps_argument
 from asr.data import ASRDataset, BucketBatchSampler, collate, load_manifest
 from asr.decoding import DecodeOptions
 from asr.model import ASRModel
-from asr.transcribe import Transcriber
+from asr.transcribe import Transcriber, Transcription
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / "recipes" / "digits" / "data" / "dev"
@@ -43,16 +44,23 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def decode_rtf(t: Transcriber, waves, opts: DecodeOptions, batched: bool) -> float:
+class DecodeRun(NamedTuple):
+    rtf: float  # wall seconds / audio seconds
+    cpu_rtf: float  # this process's CPU seconds (all threads) / audio seconds: less inflated by a busy machine
+    results: list[Transcription]
+
+
+def decode_rtf(t: Transcriber, waves, opts: DecodeOptions, batched: bool) -> DecodeRun:
+    """Transcribe waves (each (N,) at t.sample_rate) one by one or in one batched call, timed."""
     audio_seconds = sum(len(w) for w in waves) / t.sample_rate
     t.transcribe(waves[0], opts)  # warm-up
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     if batched:
-        t.transcribe_batch(waves, opts)
+        results = t.transcribe_batch(waves, opts)
     else:
-        for w in waves:
-            t.transcribe(w, opts)
-    return (time.perf_counter() - start) / audio_seconds
+        results = [t.transcribe(w, opts) for w in waves]
+    cpu = time.process_time() - cpu_start
+    return DecodeRun((time.perf_counter() - start) / audio_seconds, cpu / audio_seconds, results)
 
 
 def train_throughput(t: Transcriber, data: str, steps: int) -> float:
@@ -96,7 +104,7 @@ def main() -> None:
         (f"beam 5 + CTC {t.default_options.ctc_weight:g}", DecodeOptions(beam_size=5, ctc_weight=t.default_options.ctc_weight)),
         ("ctc greedy", DecodeOptions(method="ctc_greedy")),
     ]:
-        print(f"{name:<22}{decode_rtf(t, waves, opts, False):>16.4f}{decode_rtf(t, waves, opts, True):>14.4f}")
+        print(f"{name:<22}{decode_rtf(t, waves, opts, False).rtf:>16.4f}{decode_rtf(t, waves, opts, True).rtf:>14.4f}")
     rate = train_throughput(t, args.train_data or args.data, args.train_steps)
     print(f"training: {rate:.1f} s of audio per second ({args.train_steps} steps, "
           f"batches of <= {t.cfg.train.max_frames_per_batch} frames, augmentation on)")
