@@ -22,6 +22,7 @@ import make_connected  # noqa: E402
 import nonspeech  # noqa: E402
 import speechocean  # noqa: E402
 import synth  # noqa: E402
+import tts  # noqa: E402
 from fsdd import DIGIT_WORDS, RECORDING_NAME, read_path_file  # noqa: E402
 from kaldi_dir import read_data_dir  # noqa: E402
 from stage import run_main  # noqa: E402
@@ -244,7 +245,7 @@ def test_combine_unions_dirs_and_rejects_duplicate_ids(tmp_path, data, capsys):
 # --- synthetic voices -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("engine", synth.ENGINES)
+@pytest.mark.parametrize("engine", tts.ENGINES)
 def test_synth_writes_readable_8k_wavs_independent_of_worker_count(tmp_path, engine, system_program):
     system_program(engine)
     runs = {}
@@ -271,11 +272,11 @@ def test_flite_digits_are_spoken_one_by_one_with_pauses(tmp_path, system_program
     system_program("flite")
     args = synth.parse_args(["--engine", "flite", "--num-utts", "20", "--min-digits", "3"])
     for job in synth.plan_jobs(args, tmp_path):
-        assert len(job.gaps) == len(job.words) + 1
+        assert len(job.gaps) == len(job.parts) + 1 == len(job.text.split()) + 1
         pauses = [g * 1000 / SAMPLE_RATE for g in job.gaps[1:-1]]
         assert all(make_connected.PAUSE_MS[0] - 1 <= p <= make_connected.PAUSE_MS[1] + 1 for p in pauses)
     job = synth.plan_jobs(args, tmp_path)[0]
-    assert len(synth.speak(job, "flite", tmp_path)) == len(job.words)
+    assert len(tts.speak(job, "flite", tmp_path)) == len(job.parts)
 
 
 def test_synth_without_engine_fails_unless_optional(tmp_path, capsys):

@@ -1,5 +1,7 @@
-"""8 kHz 16-bit waveforms: reading, writing, trimming silence, joining with pauses.
+"""16-bit waveforms: reading, writing, trimming silence, joining with pauses.
 
+The digits recipe works at 8 kHz (SAMPLE_RATE); a function that depends on the
+rate also takes `sample_rate` (the English recipe's synthetic voices are 16 kHz).
 Samples stay in int16 units (float64 arrays while being processed), so a
 recording copied into a generated utterance keeps its exact sample values.
 Levels are in dBFS: 10*log10(mean((x / 32768)^2)).
@@ -17,13 +19,13 @@ from stage import StageError
 SAMPLE_RATE = 8000
 FRAME = SAMPLE_RATE // 100  # 10 ms energy frames
 FULL_SCALE = 32768.0
-FADE = SAMPLE_RATE * 5 // 1000  # 5 ms fades where a recording was cut
+FADE_MS = 5  # fades where a recording was cut
 
 # Trimming (see trim_bounds): gentle, it only removes clear near-silence.
 MIN_DYNAMIC_DB = 20.0
 ABOVE_FLOOR_DB = 3.0
 BELOW_PEAK_DB = 50.0
-TRIM_MARGIN = SAMPLE_RATE * 50 // 1000
+TRIM_MARGIN_MS = 50
 
 # Background noise spectrum (see background_shape).
 SPECTRUM_FFT = 256
@@ -31,8 +33,8 @@ SPECTRUM_BINS = SPECTRUM_FFT // 2 + 1
 QUIET_PERCENTILE = 25
 
 
-def ms_to_samples(ms: float) -> int:
-    return int(round(ms * SAMPLE_RATE / 1000))
+def ms_to_samples(ms: float, sample_rate: int = SAMPLE_RATE) -> int:
+    return int(round(ms * sample_rate / 1000))
 
 
 def read_pcm16(path: Path) -> np.ndarray:
@@ -43,16 +45,17 @@ def read_pcm16(path: Path) -> np.ndarray:
     return x[:, 0].astype(np.float64)
 
 
-def write_pcm16(path: Path, x: np.ndarray) -> None:
+def write_pcm16(path: Path, x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Round x (N,) in int16 units, clip to int16 and write a 16-bit WAV."""
     pcm = np.clip(np.round(x), -FULL_SCALE, FULL_SCALE - 1).astype(np.int16)
-    sf.write(path, pcm, SAMPLE_RATE, subtype="PCM_16")
+    sf.write(path, pcm, sample_rate, subtype="PCM_16")
 
 
-def frame_db(x: np.ndarray) -> np.ndarray:
-    """(N,) -> (N // FRAME,) energy of each 10 ms frame in dBFS (a short tail is ignored)."""
-    n = len(x) // FRAME
-    frames = x[: n * FRAME].reshape(n, FRAME) / FULL_SCALE
+def frame_db(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """(N,) -> (N // frame,) energy of each 10 ms frame in dBFS (a short tail is ignored)."""
+    frame = sample_rate // 100
+    n = len(x) // frame
+    frames = x[: n * frame].reshape(n, frame) / FULL_SCALE
     return 10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-10)
 
 
@@ -62,7 +65,7 @@ def noise_floor_db(x: np.ndarray) -> float:
     return float(np.percentile(db, 10)) if len(db) else -100.0
 
 
-def trim_bounds(x: np.ndarray) -> tuple[int, int]:
+def trim_bounds(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[int, int]:
     """[start, end) of x without leading/trailing near-silence.
 
     floor = noise_floor_db(x), peak = loudest frame. When peak - floor < 20 dB
@@ -70,21 +73,22 @@ def trim_bounds(x: np.ndarray) -> tuple[int, int]:
     above max(floor + 3 dB, peak - 50 dB) count as speech, and the span from the
     first to the last of them is kept, widened by 50 ms on each side.
     """
-    db = frame_db(x)
+    db = frame_db(x, sample_rate)
     if len(db) == 0:
         return 0, len(x)
     floor, peak = float(np.percentile(db, 10)), float(db.max())
     if peak - floor < MIN_DYNAMIC_DB:
         return 0, len(x)
     active = np.flatnonzero(db > max(floor + ABOVE_FLOOR_DB, peak - BELOW_PEAK_DB))
-    start = max(int(active[0]) * FRAME - TRIM_MARGIN, 0)
-    end = min((int(active[-1]) + 1) * FRAME + TRIM_MARGIN, len(x))
+    frame, margin = sample_rate // 100, ms_to_samples(TRIM_MARGIN_MS, sample_rate)
+    start = max(int(active[0]) * frame - margin, 0)
+    end = min((int(active[-1]) + 1) * frame + margin, len(x))
     return start, end
 
 
-def fade_edges(x: np.ndarray) -> np.ndarray:
+def fade_edges(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """x with 5 ms raised-cosine fade-in and fade-out (no clicks where a cut meets a pause)."""
-    n = min(FADE, len(x) // 2)
+    n = min(ms_to_samples(FADE_MS, sample_rate), len(x) // 2)
     ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
     y = x.copy()
     y[:n] *= ramp
@@ -92,10 +96,10 @@ def fade_edges(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def trimmed(x: np.ndarray) -> np.ndarray:
+def trimmed(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """The speech part of a recording as it is pasted into an utterance: trimmed, edges faded."""
-    start, end = trim_bounds(x)
-    return fade_edges(x[start:end])
+    start, end = trim_bounds(x, sample_rate)
+    return fade_edges(x[start:end], sample_rate)
 
 
 def background_shape(x: np.ndarray) -> np.ndarray:
