@@ -1,32 +1,39 @@
-"""The English recipe's data stage (recipes/speechocean762/local/prepare.py) on a small copy of real recordings."""
+"""The English recipe's data stages (recipes/speechocean762/local): prepare.py on a small copy of real
+recordings; synth_sentences.py (synthetic voices reading sentences) with espeak-ng and flite."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 LOCAL = Path(__file__).resolve().parents[1] / "recipes" / "speechocean762" / "local"
 sys.path.insert(0, str(LOCAL))
 
 import prepare  # noqa: E402
+import synth_sentences  # noqa: E402
+import tts  # noqa: E402
 from kaldi_dir import read_data_dir  # noqa: E402
 from stage import run_main  # noqa: E402
+from waveform import frame_db  # noqa: E402
 
 # (speaker, age, corpus split): "0003" is a digits-dev child; the test split has children and adults to draw from
 SPEAKERS = [("0001", 7, "train"), ("0002", 30, "train"), ("0003", 6, "test"), ("0500", 8, "test"),
             ("0501", 9, "test"), ("0600", 25, "test"), ("0601", 40, "test")]
 
 
-def copy_of(root: Path, fsdd_dir: Path) -> Path:
+def copy_of(root: Path, fsdd_dir: Path, speakers: list[tuple[str, int, str]] = SPEAKERS) -> Path:
     """A speechocean762-shaped copy: manifest.jsonl over real recordings (FSDD takes stand in for its audio)."""
     (root / "audio").mkdir(parents=True)
     lines = []
-    for speaker, age, split in SPEAKERS:
+    for speaker, age, split in speakers:
         for k, text in enumerate(["WE CALL IT BEAR", "IT'S  NOT FISH"]):
             uid = f"so762-{speaker}{k}"
             shutil.copy(fsdd_dir / "recordings" / f"{k}_theo_0.wav", root / "audio" / f"{uid}.wav")
@@ -79,7 +86,104 @@ def test_a_copy_without_its_audio_is_refused(tmp_path, fsdd_dir, capsys):
     assert "missing" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("script", ["prepare.py"])
+@pytest.mark.parametrize("script", ["prepare.py", "synth_sentences.py", "combine.py"])
 def test_scripts_run_as_commands(script):
     result = subprocess.run([sys.executable, str(LOCAL / script), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "usage:" in result.stdout
+
+
+# --- synthetic voices ---------------------------------------------------------------------------------
+
+SENTENCES = {  # id -> (written, transcript, or None where the engine would say something else)
+    "s1": ("We call it bear.", "we call it bear"),
+    "s2": ("Tom gives up boxing, she said.", "tom gives up boxing she said"),
+    "s3": ("The debtors' side was quiet.", "the debtors' side was quiet"),
+    "s4": ("It was a cold night in the city.", "it was a cold night in the city"),
+    "s5": ("Mr. Smith came in the evening.", None),  # "mister"
+    "s6": ("The FBI was told.", None),  # "eff bee eye"
+    "s7": ("In 1963 it rained.", None),
+    "s8": ("Herr Müller sang.", None),
+    "s12": ("It ended at eleven p.m. that day.", None),
+    "s9": ("we call it BEAR", None),
+    "s10": ("WE CALL IT bear!", None),
+    "s11": ("We call it, bear", None),  # s1's transcript again
+}
+
+
+def text_file(path: Path, sentences: dict[str, tuple[str, str | None]] = SENTENCES) -> Path:
+    path.write_text("".join(f"{sid}\t{written}\n" for sid, (written, _) in sentences.items()))
+    return path
+
+
+def test_sentences_are_kept_only_where_the_engine_reads_the_transcript(tmp_path, capsys):
+    sentences = synth_sentences.read_sentences([text_file(tmp_path / "text")])
+    assert [(s.id, s.text) for s in sentences] == [(sid, t) for sid, (_, t) in SENTENCES.items() if t is not None]
+    assert sentences[1].written == "Tom gives up boxing, she said."  # the engine reads the punctuation
+    assert run_main(synth_sentences.main, ["--data", str(tmp_path), "--text", str(tmp_path / "nothing")]) == 1
+    assert "cannot read --text" in capsys.readouterr().err
+    unreadable = text_file(tmp_path / "bad", {k: SENTENCES[k] for k in ("s5", "s6")})
+    assert run_main(synth_sentences.main, ["--data", str(tmp_path), "--text", str(unreadable)]) == 1
+    assert "no sentence" in capsys.readouterr().err
+
+
+def synth_dir(data: Path, engine: str, text: Path, *extra: str) -> Path:
+    argv = ["--data", str(data), "--engine", engine, "--text", str(text), *extra]
+    assert run_main(synth_sentences.main, argv) == 0
+    return data / f"train_synth_{engine.split('-')[0]}"
+
+
+@pytest.mark.parametrize("engine", tts.ENGINES)
+def test_synthetic_sentences_are_16k_normalised_and_depend_on_the_seed_only(tmp_path, engine, system_program):
+    system_program(engine)
+    text = text_file(tmp_path / "text")
+    runs = {name: read_data_dir(synth_dir(tmp_path / name, engine, text, "--num-utts", "3", *extra))
+            for name, extra in {"jobs2": ["--jobs", "2"], "jobs1": ["--jobs", "1"], "seed1": ["--seed", "1"]}.items()}
+    utts = runs["jobs2"]
+    assert len(utts) == 3
+    assert sorted(p.name for p in utts[0].wav.parent.iterdir()) == sorted(u.wav.name for u in utts)
+    for utt in utts:
+        info = sf.info(utt.wav)
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+        assert info.frames == round(utt.duration * 16000) and info.duration > 0.5
+        engine_settings, sentence_id = utt.sources
+        assert engine_settings.startswith(f"{engine}:") and utt.text == SENTENCES[sentence_id][1]
+        audio = sf.read(utt.wav, dtype="int16")[0].astype(np.float64)
+        assert -27 < frame_db(audio, 16000).max() < -9  # synth_sentences.PEAK_DB (-25, -10): speechocean762's range
+    assert [(u.id, u.text, u.wav.read_bytes()) for u in runs["jobs1"]] == [(u.id, u.text, u.wav.read_bytes()) for u in utts]
+    assert [u.wav.read_bytes() for u in runs["seed1"]] != [u.wav.read_bytes() for u in utts]
+
+
+def test_too_long_utterances_are_dropped_and_the_next_sentence_taken(tmp_path, system_program, capsys):
+    system_program("espeak-ng")
+    long = "the prisoners were committed to it quite without reference to its capacity or to the health of those within"
+    sentences = {"short1": ("Yes.", "yes"), "short2": ("We call it bear.", "we call it bear")}
+    sentences |= {f"long{k}": (f"{long} {word}.", None) for k, word in enumerate(["one", "two", "three"])}
+    text = text_file(tmp_path / "text", sentences)
+    utts = read_data_dir(synth_dir(tmp_path / "data", "espeak-ng", text, "--num-utts", "3", "--max-seconds", "2.5"))
+    assert sorted(u.text for u in utts) == ["we call it bear", "yes"]
+    assert all(u.duration <= 2.5 for u in utts)
+    assert len(list(utts[0].wav.parent.iterdir())) == 2
+    out = capsys.readouterr().out
+    assert "dropped 3 utterance(s) longer than 2.5 s" in out and "2 of --num-utts 3 made" in out
+
+
+def test_run_sh_adds_synthetic_voices_to_the_training_data(tmp_path, fsdd_dir, system_program):
+    """Stage 0 with --synth 2 in a copy of the recipe: data/train + 2 utterances of each engine -> data/train_all."""
+    system_program("espeak-ng")
+    system_program("flite")
+    recipe = tmp_path / "recipe"
+    recipe.mkdir()
+    shutil.copy(LOCAL.parent / "run.sh", recipe)
+    (recipe / "local").symlink_to(LOCAL)
+    speakers = [("0001", 30, "train")] + [(f"05{k:02d}", 8 if k < 15 else 30, "test") for k in range(30)]
+    corpus = copy_of(tmp_path / "so762", fsdd_dir, speakers)
+    text = text_file(tmp_path / "text")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    command = [str(recipe / "run.sh"), "--stage", "0", "--stop-stage", "0", "--local", str(corpus), "--synth", "2",
+               "--synth-text", str(text)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    data = recipe / "data"
+    sets = {name: read_data_dir(data / name) for name in ("train", "train_synth_espeak", "train_synth_flite", "train_all")}
+    assert len(sets["train_synth_espeak"]) == len(sets["train_synth_flite"]) == 2
+    assert sorted(u.id for u in sets["train_all"]) == sorted(u.id for name in list(sets)[:3] for u in sets[name])

@@ -6,9 +6,13 @@
 #   ./run.sh --local /path/to/copy         # a local copy (a folder with manifest.jsonl and the audio it names)
 #   ./run.sh --stage 1 --stop-stage 1      # only training (resumes from the last checkpoint if interrupted)
 #   ./run.sh --stage 1 --tag noguided --set loss.guided_weight=0   # an ablation in exp/noguided
+#   ./run.sh --synth 1000                  # + 1000 synthetic utterances per TTS engine, in exp/conformer_synth1000
 #
 # Stages (each skips work already done):
 #   0 data     speaker-disjoint sets from the corpus      -> data/{train,dev,test}
+#              with --synth N: espeak-ng and flite read N sentences each (--synth-text FILE, default
+#              the LJ Speech sentences in ../../../shared) -> data/train_synth_{espeak,flite}, and
+#              data/train + those -> data/train_all, which stage 1 then trains on
 #   1 train    asr train conf/train.yaml                  -> exp/TAG/model
 #   2 decode   beam search (+CTC), greedy, CTC greedy     -> exp/TAG/decode_SET_NAME/hyp
 #   3 score    asr wer, by age group too                  -> exp/TAG/decode_SET_NAME/wer.{txt,json}
@@ -20,7 +24,9 @@ stage=0
 stop_stage=3
 local_copy=""
 config=conf/train.yaml
-tag=conformer
+tag=""
+synth=0
+synth_text=()
 beam=5
 sets="dev"
 overrides=()
@@ -34,11 +40,20 @@ while [ $# -gt 0 ]; do
     --tag) tag=$2; shift 2 ;;
     --beam) beam=$2; shift 2 ;;
     --test-set) sets="dev test"; shift ;;
+    --synth) synth=$2; shift 2 ;;
+    --synth-text) synth_text+=(--text "$2"); shift 2 ;;
     --set) overrides+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$(basename "$0")"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+if ! [[ "$synth" =~ ^[0-9]+$ ]]; then echo "--synth takes a number of utterances, got '$synth'" >&2; exit 2; fi
+if [ "$synth" -gt 0 ]; then
+  tag=${tag:-conformer_synth$synth}
+  # First, so that a --set train.train_data=... of the caller's own still wins.
+  overrides=(--set train.train_data=data/train_all ${overrides[@]+"${overrides[@]}"})
+fi
+tag=${tag:-conformer}
 
 repo=$(cd ../.. && pwd)
 if [ -x "$repo/.venv/bin/asr" ]; then
@@ -63,6 +78,13 @@ if run 0; then
     exit 1
   fi
   "$python" local/prepare.py --data data --local "$local_copy"
+  if [ "$synth" -gt 0 ]; then
+    for engine in espeak-ng flite; do
+      "$python" local/synth_sentences.py --data data --engine "$engine" --num-utts "$synth" \
+        ${synth_text[@]+"${synth_text[@]}"}
+    done
+    "$python" local/combine.py data/train_all data/train data/train_synth_espeak data/train_synth_flite
+  fi
 fi
 
 if run 1; then
