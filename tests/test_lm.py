@@ -112,6 +112,10 @@ def test_fused_score_is_attention_plus_weighted_lm(fsdd_dir, ctc_weight):
         assert h.score == pytest.approx((1 - ctc_weight) * a + ctc_weight * c + 0.7 * l, abs=1e-3)
     without = recognize(model, feats, lens, DecodeOptions(beam_size=3, ctc_weight=ctc_weight), need_attention=False)
     assert [h.score for h in without] != [h.score for h in hyps]
+    uncached = recognize(model, feats, lens, DecodeOptions(beam_size=3, ctc_weight=ctc_weight, lm_weight=0.7, kv_cache=False),
+                         need_attention=False)
+    assert [h.tokens for h in uncached] == [h.tokens for h in hyps]
+    assert [h.score for h in uncached] == pytest.approx([h.score for h in hyps], rel=1e-6, abs=1e-5)
 
 
 def test_a_strong_lm_writes_its_own_sentence_and_weight_0_changes_nothing(tmp_path, fsdd_dir):
