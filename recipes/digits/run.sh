@@ -146,16 +146,7 @@ if run 6; then
     read -r set method name extra <<<"$d"
     out=$exp/decode_${set}_${name}
     if [ ! -d "data/$set" ]; then echo "data/$set missing: skipping"; continue; fi
-    if [ -f "$out/hyp" ]; then echo "$out/hyp exists: skipping"; continue; fi
-    mkdir -p "$out"
-    start=$(date +%s.%N)
-    "$asr" decode --model "$exp/model" --data "data/$set" --out "$out/hyp.tmp" --decoder "$method" $extra
-    end=$(date +%s.%N)
-    audio=$(awk '{s += $2} END {print s}' "data/$set/utt2dur")
-    awk -v s="$start" -v e="$end" -v a="$audio" -v n="$set $name" \
-      'BEGIN {printf "%s: %.1f s for %.1f s of audio, RTF %.4f (includes model loading)\n", n, e - s, a, (e - s) / a}' \
-      | tee "$out/speed.txt"
-    mv "$out/hyp.tmp" "$out/hyp"
+    local/decode_set.sh "$asr" "data/$set" "$out" "$set $name" --model "$exp/model" --decoder "$method" $extra
   done
 fi
 

@@ -110,17 +110,8 @@ if run 4; then
   for set in $test_sets; do
     out=$exp/decode_${set}_beam$beam
     if [ ! -d "data/$set" ]; then echo "data/$set missing: skipping"; continue; fi
-    if [ -f "$out/hyp" ]; then echo "$out/hyp exists: skipping"; continue; fi
-    mkdir -p "$out"
-    start=$(date +%s.%N)
-    "$asr" decode --model "$exp/model" --data "data/$set" --out "$out/hyp.tmp" --decoder beam --beam-size "$beam" \
-      --device "$decode_device"
-    end=$(date +%s.%N)
-    audio=$(awk '{s += $2} END {print s}' "data/$set/utt2dur")
-    awk -v s="$start" -v e="$end" -v a="$audio" -v n="$set beam$beam" \
-      'BEGIN {printf "%s: %.1f s for %.1f s of audio, RTF %.4f (includes model loading)\n", n, e - s, a, (e - s) / a}' \
-      | tee "$out/speed.txt"
-    mv "$out/hyp.tmp" "$out/hyp"
+    "$recipe/local/decode_set.sh" "$asr" "data/$set" "$out" "$set beam$beam" --model "$exp/model" --decoder beam \
+      --beam-size "$beam" --device "$decode_device"
   done
 fi
 

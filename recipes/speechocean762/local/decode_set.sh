@@ -1,0 +1,1 @@
+../../digits/local/decode_set.sh
