@@ -106,13 +106,7 @@ fi
 
 if run 4; then
   log "4: train ($exp)"
-  if [ -f "$exp/model/model.safetensors" ]; then
-    echo "$exp/model exists: skipping training (delete it to train again)"
-  else
-    start=$(date +%s)
-    "$asr" train "$config" --set "train.exp_dir=$exp" ${overrides[@]+"${overrides[@]}"}
-    echo "training wall time: $(( $(date +%s) - start )) s" | tee "$exp/train_time.txt"
-  fi
+  local/train_model.sh "$asr" "$exp" "$config" ${overrides[@]+"${overrides[@]}"}
 fi
 
 # "set method name options": each decode goes to exp/TAG/decode_SET_NAME.

@@ -96,13 +96,7 @@ fi
 
 if run 3; then
   log "3: train ($exp, $nproc processes)"
-  if [ -f "$exp/model/model.safetensors" ]; then
-    echo "$exp/model exists: skipping training (delete it to train again)"
-  else
-    start=$(date +%s)
-    "$asr" train "$config" --nproc "$nproc" --set "train.exp_dir=$exp" ${overrides[@]+"${overrides[@]}"}
-    echo "training wall time: $(( $(date +%s) - start )) s" | tee -a "$exp/train_time.txt"
-  fi
+  "$recipe/local/train_model.sh" "$asr" "$exp" "$config" --nproc "$nproc" ${overrides[@]+"${overrides[@]}"}
 fi
 
 if run 4; then

@@ -89,13 +89,7 @@ fi
 
 if run 1; then
   log "1: train ($exp)"
-  if [ -f "$exp/model/model.safetensors" ]; then
-    echo "$exp/model exists: skipping training (delete it to train again)"
-  else
-    start=$(date +%s)
-    "$asr" train "$config" --set "train.exp_dir=$exp" ${overrides[@]+"${overrides[@]}"}
-    echo "training wall time: $(( $(date +%s) - start )) s" | tee "$exp/train_time.txt"
-  fi
+  local/train_model.sh "$asr" "$exp" "$config" ${overrides[@]+"${overrides[@]}"}
 fi
 
 # "method name options": each decode of SET goes to exp/TAG/decode_SET_NAME.

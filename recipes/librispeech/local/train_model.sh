@@ -1,0 +1,1 @@
+../../digits/local/train_model.sh
