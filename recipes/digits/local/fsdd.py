@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import stage
 from stage import StageError
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -69,14 +70,9 @@ def list_recordings(root: Path) -> list[Recording]:
 
 
 def write_path_file(data_dir: Path, root: Path) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = data_dir / (PATH_FILE + ".tmp")
-    tmp.write_text(f"{root.resolve()}\n")
-    tmp.replace(data_dir / PATH_FILE)
+    stage.write_path_file(data_dir / PATH_FILE, root)
 
 
 def read_path_file(data_dir: Path) -> Path:
     path_file = data_dir / PATH_FILE
-    if not path_file.is_file():
-        raise FsddError(f"{path_file} not found: run local/download.py (the download stage) first")
-    return Path(path_file.read_text().strip())
+    return stage.read_path_file(path_file, FsddError(f"{path_file} not found: run local/download.py (the download stage) first"))

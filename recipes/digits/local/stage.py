@@ -98,3 +98,18 @@ def run_main(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] |
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def write_path_file(path_file: Path, root: Path) -> None:
+    """Record where a download stage found its corpus: `path_file` holds root's absolute path (written atomically)."""
+    path_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path_file.with_name(path_file.name + ".tmp")
+    tmp.write_text(f"{root.resolve()}\n")
+    tmp.replace(path_file)
+
+
+def read_path_file(path_file: Path, missing: StageError) -> Path:
+    """The corpus path a download stage recorded; `missing` is raised when it has not run."""
+    if not path_file.is_file():
+        raise missing
+    return Path(path_file.read_text().strip())

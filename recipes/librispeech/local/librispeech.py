@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterable
 
 from kaldi_dir import Utt
+import stage
 from stage import StageError
 
 from asr.audio import AudioError, audio_duration
@@ -76,17 +77,12 @@ def find_parts(root: Path, parts: Iterable[str]) -> Path:
 
 
 def write_path_file(data: Path, corpus: Path) -> None:
-    data.mkdir(parents=True, exist_ok=True)
-    tmp = data / (PATH_FILE + ".tmp")
-    tmp.write_text(f"{corpus.resolve()}\n")
-    tmp.replace(data / PATH_FILE)
+    stage.write_path_file(data / PATH_FILE, corpus)
 
 
 def read_path_file(data: Path) -> Path:
     path_file = data / PATH_FILE
-    if not path_file.is_file():
-        raise CorpusError(f"{path_file} not found: run stage 0 (local/download.py) first")
-    return Path(path_file.read_text().strip())
+    return stage.read_path_file(path_file, CorpusError(f"{path_file} not found: run stage 0 (local/download.py) first"))
 
 
 def read_transcripts(path: Path) -> dict[str, str]:
