@@ -52,18 +52,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-repo=$(cd ../.. && pwd)
-if [ -x "$repo/.venv/bin/asr" ]; then
-  bin="$repo/.venv/bin"
-else
-  bin="$(dirname "$(command -v python3)")"
-fi
-python="$bin/python"
-asr="$bin/asr"
+. local/common.sh ../..  # bin, python, asr; run N, log
 exp=exp/$tag
-
-run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
-log() { echo "$(date '+%H:%M:%S') stage $*"; }
 
 if run 0; then
   log "0: download"

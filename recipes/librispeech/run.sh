@@ -56,19 +56,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if [ -x "$recipe/../../.venv/bin/asr" ]; then
-  bin=$(cd "$recipe/../../.venv/bin" && pwd)
-else
-  bin="$(dirname "$(command -v python3)")"
-fi
-python="$bin/python"
-asr="$bin/asr"
+. "$recipe/local/common.sh" "$recipe/../.."  # bin, python, asr; run N, log
 tag=${tag:-$(basename "$config" .yaml)}
 exp=exp/$tag
 cd "$workdir"
-
-run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
-log() { echo "$(date '+%H:%M:%S') stage $*"; }
 
 if run 0; then
   log "0: download ($parts)"

@@ -1,0 +1,1 @@
+../../digits/local/common.sh
