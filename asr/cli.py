@@ -165,6 +165,13 @@ def launch_training(nproc: int, train_args: list[str]) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from asr.train import export_run
+
+    print(f"model directory: {export_run(args.exp_dir, args.out, args.steps)}")
+    return 0
+
+
 def cmd_train_no_speech(args: argparse.Namespace) -> int:
     from asr.data import load_manifest
     from asr.no_speech import NoSpeechTraining, train_no_speech_head
@@ -293,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data-parallel processes on this machine, one per GPU (NCCL) or CPU processes (gloo), "
                    "started by torchrun's launcher (default: 1, this process)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="a training run's checkpoints (finished or not) averaged into a model directory")
+    p.add_argument("exp_dir", help="the run's folder (train.exp_dir)")
+    p.add_argument("--steps", type=int_in_range(0), nargs="+", default=[], metavar="N",
+                   help="average checkpoints/step-N.pt of these steps (default: checkpoints/last.pt alone)")
+    p.add_argument("--out", required=True, help="the model directory to write (replaced atomically)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train-no-speech", help="add a no-speech head to a trained model (only the head learns)")
     p.add_argument("model", help="model directory")

@@ -27,7 +27,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from statistics import fmean
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -182,6 +182,31 @@ def average_checkpoints(paths: list[Path]) -> dict:
                 if v.is_floating_point():
                     avg[k] += v.double()
     return {k: (v / len(paths)).float() if v.is_floating_point() else v for k, v in avg.items()}
+
+
+def export_checkpoints(paths: list[Path], cfg: ExperimentConfig, tokenizer: Tokenizer, out: Path) -> tuple[ASRModel, Path]:
+    """The mean of the checkpoints' weights as a model directory at `out` (what the run's end writes,
+    and `asr export` for any checkpoints of a run, finished or not)."""
+    model = ASRModel(cfg.model, tokenizer.vocab_size, cfg.features.num_mel_bins)
+    model.load_state_dict(average_checkpoints(paths))
+    return model, save_model_dir(out, model, tokenizer, cfg)
+
+
+def export_run(exp_dir: str | Path, out: str | Path, steps: Sequence[int] = ()) -> Path:
+    """A run's checkpoints at `steps` (default: its last.pt) averaged into a model directory at
+    `out`, with the run's config and tokenizer. FileNotFoundError names what is missing."""
+    exp = Path(exp_dir)
+    for needed in (exp / "config.yaml", exp / "tokenizer"):
+        if not needed.exists():
+            raise FileNotFoundError(f"{exp} is not a training run's folder: it has no {needed.name}")
+    names = [f"step-{s}.pt" for s in steps] or ["last.pt"]
+    paths = [exp / "checkpoints" / name for name in names]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        kept = sorted(p.name for p in (exp / "checkpoints").glob("*.pt"))
+        raise FileNotFoundError(f"{exp / 'checkpoints'} has no {', '.join(missing)} (it has: {', '.join(kept) or 'none'})")
+    cfg = load_config(exp / "config.yaml")
+    return export_checkpoints(paths, cfg, Tokenizer.load(exp / "tokenizer"), Path(out))[1]
 
 
 def build_tokenizer(cfg: ExperimentConfig, texts: list[str], path: Path) -> Tokenizer:
@@ -481,9 +506,7 @@ class Trainer:
         k = max(1, self.cfg.train.average_best)
         paths = [self.exp / "checkpoints" / f"step-{s}.pt" for _, s in self.state.best[:k]]
         paths = [p for p in paths if p.exists()] or [self.exp / "checkpoints" / "last.pt"]
-        model = ASRModel(self.cfg.model, self.tokenizer.vocab_size, self.cfg.features.num_mel_bins)
-        model.load_state_dict(average_checkpoints(paths))
-        out = save_model_dir(self.exp / "model", model, self.tokenizer, self.cfg)
+        model, out = export_checkpoints(paths, self.cfg, self.tokenizer, self.exp / "model")
         wer = self.dev_wer(model.to(self.device).eval())
         (self.exp / "model" / "dev_wer.json").write_text(json.dumps(
             {"dev_wer": wer, "averaged_steps": [s for _, s in self.state.best[:k]], "train_seconds": self.state.seconds}))

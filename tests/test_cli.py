@@ -12,9 +12,9 @@ import soundfile as sf
 import torch
 
 from asr.cli import main
-from asr.config import ExperimentConfig, ModelConfig
+from asr.config import ExperimentConfig, ModelConfig, save_config
 from asr.decoding import MAX_BEAM_SIZE
-from asr.model import PRETRAINED_DIR, ASRModel, save_model_dir
+from asr.model import PRETRAINED_DIR, ASRModel, load_model_dir, save_model_dir
 from asr.tokenizer import Tokenizer
 from test_evaluate import HYPS, REFS
 
@@ -123,6 +123,48 @@ def test_shipped_model_by_name(capsys, tmp_path, monkeypatch):
     assert json.loads(run.out)["text"] == "two seven one eight"
     line = one_error_line(asr_in_process(capsys, "transcribe", EXAMPLES / "nicolas_2718.wav", "--model", "digitz"))
     assert "digitz" in line and "shipped model (digits)" in line
+
+
+@pytest.fixture
+def training_run(tmp_path) -> tuple[Path, list[dict]]:
+    """A training run's folder as `asr train` leaves it midway: config.yaml, tokenizer/ and
+    checkpoints step-1.pt, step-2.pt and last.pt (= step 2) of different weights."""
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    cfg = ExperimentConfig(model=ModelConfig(d_model=32, n_heads=2, d_ff=64, encoder_layers=1, decoder_layers=1,
+                                             conv_channels=8))
+    save_config(cfg, exp / "config.yaml")
+    tok = Tokenizer.train("word", ["zero one two three four five six seven eight nine"])
+    tok.save(exp / "tokenizer")
+    (exp / "checkpoints").mkdir()
+    states = []
+    for step in (1, 2):
+        torch.manual_seed(step)
+        states.append(ASRModel(cfg.model, tok.vocab_size, cfg.features.num_mel_bins).state_dict())
+        torch.save({"model": states[-1]}, exp / "checkpoints" / f"step-{step}.pt")
+    torch.save({"model": states[-1]}, exp / "checkpoints" / "last.pt")
+    return exp, states
+
+
+@pytest.mark.parametrize("steps, weights", [([], [0, 1]), (["--steps", "1", "2"], [0.5, 0.5])])
+def test_export_averages_a_runs_checkpoints_into_a_model_dir(capsys, tmp_path, training_run, steps, weights):
+    exp, states = training_run
+    run = asr_in_process(capsys, "export", exp, *steps, "--out", tmp_path / "model")
+    assert run.status == 0 and str(tmp_path / "model") in run.out
+    model, tokenizer, _ = load_model_dir(tmp_path / "model")
+    key = "decoder.output.weight"
+    expected = weights[0] * states[0][key] + weights[1] * states[1][key]
+    assert torch.allclose(model.state_dict()[key], expected, atol=1e-6)
+    assert tokenizer.vocab_size == model.state_dict()[key].shape[0]
+
+
+def test_export_of_a_missing_checkpoint_or_folder(capsys, tmp_path, training_run):
+    exp, _ = training_run
+    line = one_error_line(asr_in_process(capsys, "export", exp, "--steps", "3", "--out", tmp_path / "m"))
+    assert "step-3.pt" in line and "step-1.pt" in line  # what is missing, and what there is
+    line = one_error_line(asr_in_process(capsys, "export", tmp_path, "--out", tmp_path / "m"))
+    assert "not a training run" in line
+    assert not (tmp_path / "m").exists()
 
 
 def test_train_rejects_unknown_config_key(capsys, tmp_path):
