@@ -51,6 +51,13 @@ class AugmentConfig:
     pad_seconds: float = 1.0  # at most this much padding on each side
     pad_floor_db: tuple[float, float] = (25.0, 60.0)  # padding level: this far below the loudest 10 ms
     vtlp_warp: tuple[float, float] = (1.0, 1.0)  # range of the random mel-filter warp (VTLP); (1, 1) = off
+    # Epochs 0 .. start_epoch - 1 train on the recordings as they are: a model from scratch first learns
+    # to read the audio, which heavy augmentation delays (recipes/speechocean762/RESULTS.md); 0 = always.
+    start_epoch: int = 0
+
+    def __post_init__(self) -> None:
+        if self.start_epoch < 0:
+            raise ConfigError(f"augment.start_epoch: expected a whole number >= 0, got {self.start_epoch}")
 
 
 @dataclass(frozen=True)

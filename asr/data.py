@@ -152,7 +152,8 @@ def seeded_generator(*keys: int) -> torch.Generator:
 
 
 class ASRDataset(Dataset):
-    """Utterances -> Examples. Augmentation (wave, then SpecAugment) only when `augment` is given."""
+    """Utterances -> Examples. Augmentation (wave, then SpecAugment) only when `augment` is given,
+    and from its start_epoch on (`set_epoch`)."""
 
     def __init__(
         self,
@@ -194,7 +195,7 @@ class ASRDataset(Dataset):
         utt = self.utts[index]
         wave = torch.from_numpy(load_audio(utt.audio, self.feat_cfg.sample_rate))  # (N,)
         span = (0, wave.numel())  # samples of the recording itself
-        if self.augment is not None:
+        if self.augment is not None and self.epoch >= self.augment.start_epoch:
             generator = seeded_generator(self.seed, self.epoch, index)  # reproducible per item
             wave, span = augment_wave(wave, self.augment, self.feat_cfg.sample_rate, generator)
             feats = fbank(wave, self.feat_cfg, vtlp_factor(self.augment, generator))  # (T, n_mels)

@@ -1,12 +1,13 @@
 import json
 import random
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
 
 from asr.audio import load_audio
-from asr.config import AugmentConfig, FeatureConfig
+from asr.config import AugmentConfig, ConfigError, FeatureConfig
 from asr.data import (
     ASRDataset,
     BucketBatchSampler,
@@ -141,6 +142,22 @@ def test_dataset_augment_is_deterministic_per_seed_epoch_index(utts, tok):
     before = ds[2].feats
     ds.set_epoch(1)
     assert not torch.equal(ds[2].feats, before)
+
+
+def test_augmentation_starts_at_its_start_epoch(utts, tok):
+    aug = AugmentConfig(speed_factors=(0.9, 1.1), noise_prob=1.0, start_epoch=2)
+    ds = ASRDataset(utts, tok, FEAT, aug, seed=7)
+    plain = ASRDataset(utts, tok, FEAT)[2].feats
+    for epoch in (0, 1):
+        ds.set_epoch(epoch)
+        assert torch.equal(ds[2].feats, plain)
+    ds.set_epoch(2)
+    assert not torch.equal(ds[2].feats, plain)
+    always = ASRDataset(utts, tok, FEAT, replace(aug, start_epoch=0), seed=7)
+    always.set_epoch(2)
+    assert torch.equal(ds[2].feats, always[2].feats)  # the same draws as if it had been on all along
+    with pytest.raises(ConfigError, match="start_epoch"):
+        AugmentConfig(start_epoch=-1)
 
 
 def test_frame_lengths_from_header_match_features(utts, tok):
