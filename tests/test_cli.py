@@ -58,15 +58,22 @@ def one_error_line(run: Run) -> str:
     return lines[0]
 
 
+# The shape of the untrained models these tests build: enough to test the plumbing, not the accuracy.
+TINY_CFG = ExperimentConfig(model=ModelConfig(d_model=32, n_heads=2, d_ff=64, encoder_layers=1, decoder_layers=1,
+                                              conv_channels=8))
+
+
+def tiny_tokenizer() -> Tokenizer:
+    return Tokenizer.train("word", ["zero one two three four five six seven eight nine"])
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    """A real (untrained) model directory: enough to test the plumbing, not the accuracy."""
-    cfg = ExperimentConfig(model=ModelConfig(d_model=32, n_heads=2, d_ff=64, encoder_layers=1, decoder_layers=1,
-                                             conv_channels=8))
-    tok = Tokenizer.train("word", ["zero one two three four five six seven eight nine"])
+    """A real (untrained) model directory."""
+    tok = tiny_tokenizer()
     torch.manual_seed(0)
-    model = ASRModel(cfg.model, tok.vocab_size, cfg.features.num_mel_bins)
-    return save_model_dir(tmp_path_factory.mktemp("m") / "tiny", model, tok, cfg)
+    model = ASRModel(TINY_CFG.model, tok.vocab_size, TINY_CFG.features.num_mel_bins)
+    return save_model_dir(tmp_path_factory.mktemp("m") / "tiny", model, tok, TINY_CFG)
 
 
 def test_transcribe_json_says_what_was_said_and_when(capsys):
@@ -131,16 +138,14 @@ def training_run(tmp_path) -> tuple[Path, list[dict]]:
     checkpoints step-1.pt, step-2.pt and last.pt (= step 2) of different weights."""
     exp = tmp_path / "exp"
     exp.mkdir()
-    cfg = ExperimentConfig(model=ModelConfig(d_model=32, n_heads=2, d_ff=64, encoder_layers=1, decoder_layers=1,
-                                             conv_channels=8))
-    save_config(cfg, exp / "config.yaml")
-    tok = Tokenizer.train("word", ["zero one two three four five six seven eight nine"])
+    save_config(TINY_CFG, exp / "config.yaml")
+    tok = tiny_tokenizer()
     tok.save(exp / "tokenizer")
     (exp / "checkpoints").mkdir()
     states = []
     for step in (1, 2):
         torch.manual_seed(step)
-        states.append(ASRModel(cfg.model, tok.vocab_size, cfg.features.num_mel_bins).state_dict())
+        states.append(ASRModel(TINY_CFG.model, tok.vocab_size, TINY_CFG.features.num_mel_bins).state_dict())
         torch.save({"model": states[-1]}, exp / "checkpoints" / f"step-{step}.pt")
     torch.save({"model": states[-1]}, exp / "checkpoints" / "last.pt")
     return exp, states
