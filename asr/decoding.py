@@ -328,17 +328,19 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
         cand = torch.cat([cand, eos.expand(n, 1)], 1)  # (N, C+1)
         cand_lp = log_probs.gather(1, cand)
         cand_att = att[:, None] + cand_lp  # (N, C+1)
-        cand_score = score.view(n, 1) + cand_lp
         if lm_weight > 0:
             lm_step = lm_lp.gather(1, cand)  # (N, C+1)
             cand_lm = lm[:, None] + lm_step  # LM log-prob of each candidate prefix
-            cand_score = cand_score + lm_weight * lm_step
         if ctc is not None:  # the joint score, from each part's total
             ctc_psi, ctc_cand = ctc.score(ctc_state, cand)  # (N, C+1)
             cand_score = (1 - w) * cand_att + w * ctc_psi
             if lm_weight > 0:
                 cand_score = cand_score + lm_weight * cand_lm
             cand_score[~torch.isfinite(score.view(n))] = -math.inf
+        else:  # attention (+ LM) alone: the prefix's score plus this step's share
+            cand_score = score.view(n, 1) + cand_lp
+            if lm_weight > 0:
+                cand_score = cand_score + lm_weight * lm_step
         cand_score[:, -1] -= opts.eos_penalty  # the EOS column
         top, idx = cand_score.view(batch, -1).topk(2 * k, -1)  # (B, 2K), best first
         src = idx // cand.size(1) + torch.arange(batch, device=enc.device)[:, None] * k  # (B, 2K) rows in N
