@@ -9,8 +9,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# CPU-only torch in a layer of its own (the default wheels would bring CUDA along).
-RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch>=2.4,<2.12" "torchaudio>=2.4,<2.12"
+# CPU-only torch in a layer of its own (the default wheels would bring CUDA along); the same exact
+# pair as the Makefile, since torchaudio's compiled library loads only against its own torch.
+RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.11.0" "torchaudio==2.11.0"
 
 COPY pyproject.toml README.md /src/
 COPY asr /src/asr

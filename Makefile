@@ -4,7 +4,9 @@
 # make test-data -> find the tests' FSDD copy, or fetch and verify it once, and say where (tests/data_source.py)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-TORCH := torch==2.11.* torchaudio==2.11.*
+# An exact pair: torchaudio's compiled library loads only against the torch it was built with
+# (torchaudio 2.11.1 on PyPI does not load against torch 2.11.0, the newest torch 2.11).
+TORCH := torch==2.11.0 torchaudio==2.11.0
 
 .PHONY: install test test-fast test-data system-deps
 
