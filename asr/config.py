@@ -103,6 +103,7 @@ class LossConfig:
     ctc_weight: float = 0.3  # loss = (1 - w) * attention CE + w * CTC (+ guided)
     guided_weight: float = 1.0  # weight of the guided attention loss; 0 turns it off
     guided_sigma: float = 0.3  # g in W[n,t] = 1 - exp(-(n/N - t/T)^2 / (2 g^2)), on every decoder layer and head
+    guide_eos: bool = False  # also guide the EOS row, onto the end of the speech (n/N = 1); off: EOS attends freely
 
 
 @dataclass(frozen=True)

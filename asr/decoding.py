@@ -21,7 +21,8 @@ Conventions (natural-log probabilities throughout):
 - Identical neighbouring words ("four four one"): the cross-attention is content-based and
   nothing tells the decoder where it read its last token, so it fails in two ways. After the
   first "four" the attention may jump to "one"; or it finds the second "four" and the decoder
-  ends there, because its EOS row (left free by the guided attention loss) learnt to look back
+  ends there, because its EOS row (left free by the guided attention loss unless
+  `loss.guide_eos` puts it on the end of the speech) learnt to look back
   at the last word: "the word I see is the one I just wrote" reads as the end.
   `attention_window` = (first, last) (off when empty) keeps the attention moving forward one
   word at a time: each new token may only attend encoder frames peak + first .. peak + last

@@ -35,7 +35,13 @@ def ctc_loss(log_probs: Tensor, enc_lens: Tensor, tokens: Tensor, token_lens: Te
 
 
 def guided_attention_weights(
-    out_lens: Tensor, in_lens: Tensor, U: int, T: int, sigma: float, speech: Optional[Tensor] = None
+    out_lens: Tensor,
+    in_lens: Tensor,
+    U: int,
+    T: int,
+    sigma: float,
+    speech: Optional[Tensor] = None,
+    eos: bool = False,
 ) -> Tensor:
     """Penalty W[b, n, t] = 1 - exp(-(n'/N_b - t'/T_b)^2 / (2 sigma^2)) (Tachibana et al. 2017).
 
@@ -49,16 +55,23 @@ def guided_attention_weights(
     before padding was added around it). The diagonal then runs over those frames only,
     t' = (t + 1/2 - s_b) / (e_b - s_b), so attention on the added padding is penalised
     like attention anywhere else off the path. Default: all T_b frames.
+
+    eos: also guide row N_b (the EOS prediction) onto n' = 1, the end of the speech, so that
+    the end is read where the speech stops rather than left free (utterances with N_b = 0,
+    non-speech, keep no row).
     """
     frames = torch.arange(T, device=in_lens.device)[None, None, :]  # (1, 1, T)
     if speech is None:
         start, span = torch.zeros_like(in_lens), in_lens
     else:
         start, span = speech[:, 0], (speech[:, 1] - speech[:, 0]).clamp(min=1)
-    n = (torch.arange(U, device=out_lens.device)[None, :, None] + 0.5) / out_lens[:, None, None]  # (B, U, 1)
+    rows = torch.arange(U, device=out_lens.device)[None, :, None]  # (1, U, 1)
+    N = out_lens[:, None, None]  # (B, 1, 1)
+    n = ((rows + 0.5) / N).clamp(max=1.0)  # (B, U, 1); the EOS row (rows == N) sits at 1
     t = (frames + 0.5 - start[:, None, None]) / span[:, None, None]  # (B, 1, T)
     w = 1.0 - torch.exp(-((n - t) ** 2) / (2.0 * sigma**2))
-    valid = (n < 1) & (frames < in_lens[:, None, None])  # inside the utterance's N_b tokens and T_b frames
+    guided_rows = (rows < N + int(eos)) & (N > 0)  # the N_b tokens (+ EOS)
+    valid = guided_rows & (frames < in_lens[:, None, None])  # ... and the T_b frames
     return w * valid
 
 
@@ -68,16 +81,18 @@ def guided_attention_loss(
     in_lens: Tensor,
     sigma: float,
     speech: Optional[Tensor] = None,
+    eos: bool = False,
 ) -> Tensor:
     """Expected penalty sum_t A[n, t] * W[n, t], averaged over the valid output positions n
     of every layer and head (0 for a batch without any: non-speech has nothing to place).
 
     attentions: per decoder layer, cross-attention (B, H, U, T'). Each row A[n, :] is a
     distribution over encoder frames, so the loss lies in [0, 1): close to 0 for a
-    monotonic diagonal attention, close to 1 for an anti-diagonal one. speech: see
-    `guided_attention_weights`.
+    monotonic diagonal attention, close to 1 for an anti-diagonal one. speech, eos: see
+    `guided_attention_weights` (with eos, each utterance with tokens has one more row).
     """
     A = torch.stack(list(attentions), dim=1).float()  # (B, L, H, U, T'), fp32 under autocast too
     B, L, H, U, T = A.shape
-    W = guided_attention_weights(out_lens, in_lens, U, T, sigma, speech)  # (B, U, T')
-    return (A * W[:, None, None]).sum() / (out_lens.sum().clamp(min=1) * L * H)
+    W = guided_attention_weights(out_lens, in_lens, U, T, sigma, speech, eos)  # (B, U, T')
+    rows = out_lens + int(eos) * (out_lens > 0)  # (B,) guided rows per utterance
+    return (A * W[:, None, None]).sum() / (rows.sum().clamp(min=1) * L * H)

@@ -95,3 +95,34 @@ def test_batch_of_empty_transcripts_has_no_guide_and_a_finite_gradient():
     loss.backward()
     assert loss.item() == 0.0
     assert torch.isfinite(attn.grad).all()
+
+
+def test_eos_row_is_guided_onto_the_end_of_the_speech_only_when_asked():
+    # 3 tokens spoken in encoder frames [4, 16) of 24; rows 0-2 are the tokens, row 3 EOS.
+    U, T = 5, 24
+    speech = torch.tensor([[4, 16]])
+    lens = torch.tensor([3]), torch.tensor([T])
+    free = guided_attention_weights(*lens, U, T, sigma=0.3, speech=speech)
+    guided = guided_attention_weights(*lens, U, T, sigma=0.3, speech=speech, eos=True)
+    assert free[0, 3].abs().sum() == 0  # without eos the EOS row is free
+    torch.testing.assert_close(guided[0, :3], free[0, :3])  # the token rows are unchanged
+    assert guided[0, 4].abs().sum() == 0  # rows past EOS stay padding
+    # EOS costs least at the end of the speech (t' = 1 between frames 15 and 16), more the farther back.
+    assert guided[0, 3, 15] < 0.01 and guided[0, 3, 16] < 0.01
+    assert guided[0, 3, 4] > guided[0, 3, 10] > guided[0, 3, 15]
+    # An EOS that looks back at the first word now costs, and counts as one more row.
+    attn = torch.zeros(1, 1, U, T)
+    for n in range(3):
+        attn[0, 0, n, 4 + 4 * n + 2] = 1.0  # on the diagonal
+    attn[0, 0, 3, 5] = 1.0  # EOS looks at the first word
+    on_path = guided_attention_loss([attn], *lens, sigma=0.3, speech=speech)
+    with_eos = guided_attention_loss([attn], *lens, sigma=0.3, speech=speech, eos=True)
+    assert on_path < 0.01
+    torch.testing.assert_close(with_eos, (on_path * 3 + guided[0, 3, 5]) / 4)
+    attn[0, 0, 3, 5], attn[0, 0, 3, 15] = 0.0, 1.0  # EOS at the end of the speech
+    assert guided_attention_loss([attn], *lens, sigma=0.3, speech=speech, eos=True) < 0.01
+
+
+def test_empty_transcripts_have_no_eos_row_either():
+    attn = torch.softmax(torch.randn(2, 4, 1, 9), -1)
+    assert guided_attention_loss([attn], torch.tensor([0, 0]), torch.tensor([9, 6]), 0.3, eos=True).item() == 0.0

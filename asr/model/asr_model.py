@@ -124,10 +124,11 @@ class ASRModel(nn.Module):
         zero = logits.new_zeros(())
         ctc = ctc_loss(self.ctc_log_probs(enc), enc_lens, tokens, token_lens) if self.has_ctc else zero
         guided = (
-            # The EOS row is left out: it has no share of the audio to sit on.
+            # The EOS row is guided onto the end of the speech with loss.guide_eos, else left free.
             guided_attention_loss(
                 attn, token_lens, enc_lens, loss_cfg.guided_sigma,
                 self.encoder_frames(speech, enc_lens) if speech is not None else None,
+                eos=loss_cfg.guide_eos,
             )
             if need_attention
             else zero
