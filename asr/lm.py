@@ -113,5 +113,5 @@ def train_lm(model_dir: str | Path, text: Sequence[str | Path], dev: Sequence[st
     exp_cfg = replace(exp_cfg, model=replace(exp_cfg.model, lm_layers=cfg.layers, lm_dim=cfg.dim))
     model.lm = LanguageModel(tokenizer.vocab_size, cfg.dim, cfg.layers)
     model.lm.load_state_dict(best_state)
-    save_model_dir(out_dir, model.eval(), tokenizer, exp_cfg)
+    save_model_dir(out_dir, model.eval(), tokenizer, exp_cfg, carry_from=model_dir)
     return {"train_sentences": len(train), "dev_sentences": len(held_out), "dev_perplexity": best, "best_epoch": best_epoch}

@@ -222,5 +222,5 @@ def train_no_speech_head(
     }
     model.no_speech_head = head
     exp_cfg = replace(exp_cfg, model=replace(exp_cfg.model, no_speech_head=True))
-    save_model_dir(out_dir, model, tokenizer, exp_cfg)
+    save_model_dir(out_dir, model, tokenizer, exp_cfg, carry_from=model_dir)
     return figures

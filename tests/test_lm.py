@@ -48,6 +48,7 @@ def test_train_lm_learns_the_text_and_leaves_the_acoustic_model_alone(tmp_path):
     before, after = load_file(str(PRETRAINED_DIR / "model.safetensors")), load_file(str(tmp_path / "model" / "model.safetensors"))
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert sorted(set(after) - set(before)) == sorted(f"lm.{k}" for k in model.lm.state_dict())
+    assert (tmp_path / "model" / "dev_wer.json").read_text() == (PRETRAINED_DIR / "dev_wer.json").read_text()
 
 
 def test_sentences_with_unknown_characters_are_left_out(tmp_path):

@@ -112,6 +112,8 @@ def test_training_the_head_changes_nothing_else(tmp_path, fsdd_dir):
     assert kept and {k for k in after if not k.startswith("no_speech_head.")} == kept
     assert all(torch.equal(before[k], after[k]) for k in kept)
     assert not all(torch.equal(before[k], after[k]) for k in after if k.startswith("no_speech_head."))
+    # the training's record of the model comes along (it was lost when a head was added in place)
+    assert (tmp_path / "model" / "dev_wer.json").read_text() == (PRETRAINED_DIR / "dev_wer.json").read_text()
 
 
 def test_service_answers_noise_with_empty_text(live_server):

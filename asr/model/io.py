@@ -43,12 +43,22 @@ def model_name(model: str | Path | None = None) -> str:
     return model_path(model).resolve().name
 
 
-def save_model_dir(path: str | Path, model: ASRModel, tokenizer: Tokenizer, cfg: ExperimentConfig) -> Path:
-    """Write the model directory atomically: into a temporary sibling, then rename over `path`."""
+def save_model_dir(
+    path: str | Path, model: ASRModel, tokenizer: Tokenizer, cfg: ExperimentConfig, carry_from: str | Path | None = None
+) -> Path:
+    """Write the model directory atomically: into a temporary sibling, then rename over `path`.
+
+    `carry_from`: the model directory this one was made from (a head or LM added to it); its other
+    files (e.g. the training's dev_wer.json) come along instead of being lost when `path` is the same.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a model directory is meant to be shared
+    if carry_from is not None:
+        for f in Path(carry_from).iterdir():
+            if f.is_file():
+                shutil.copy2(f, tmp / f.name)  # config, weights and tokenizer are overwritten below
     save_config(cfg, tmp / "config.yaml")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(tmp / "model.safetensors"))
