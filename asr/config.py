@@ -210,9 +210,13 @@ class InferenceConfig:
     attention_window: tuple[int, ...] = ()
     eos_penalty: float = 0.0  # default DecodeOptions.eos_penalty: subtracted from EOS's log-prob; needs the window
     lm_weight: float = 0.0  # default DecodeOptions.lm_weight of beam search: shallow fusion with the model's language model
+    # default DecodeOptions.min_tokens: a piece the no-speech gate let through gets at least this many tokens
+    min_tokens: int = 0
 
     def __post_init__(self) -> None:
         check_vtln_warps(self.vtln_warps)
+        if self.min_tokens < 0:
+            raise ConfigError(f"inference.min_tokens: expected a whole number >= 0, got {self.min_tokens!r}")
         check_attention_window(self.attention_window, "inference.attention_window")
         check_eos_penalty(self.eos_penalty, self.attention_window, "inference.eos_penalty")
 

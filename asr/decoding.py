@@ -81,6 +81,10 @@ class DecodeOptions:
     # False: no key/value cache, the decoder re-runs over whole prefixes (module docstring)
     kv_cache: bool = True
     lm_weight: float = 0.0  # beam only: weight of the model's language model (shallow fusion; needs model.lm)
+    # EOS is not a candidate before this many tokens (greedy and beam): once a speech/no-speech
+    # gate has judged the input to hold speech, 1 makes the search write at least one word
+    # (Whisper's suppression of an immediate end); 0 lets the decoder end at once
+    min_tokens: int = 0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -97,6 +101,8 @@ class DecodeOptions:
             raise ValueError(f"ctc_weight must be in [0, 1), got {self.ctc_weight!r}")
         if not 0 <= self.lm_weight < math.inf:
             raise ValueError(f"lm_weight must be a number >= 0, got {self.lm_weight!r}")
+        if not _is_int(self.min_tokens) or self.min_tokens < 0:
+            raise ValueError(f"min_tokens must be an integer >= 0, got {self.min_tokens!r}")
         check_attention_window(self.attention_window)
         check_eos_penalty(self.eos_penalty, self.attention_window)
 
@@ -224,7 +230,7 @@ def _confidence(log_prob_sum: float, n_scored: int) -> float:
 def greedy_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: DecodeOptions) -> list[Hypothesis]:
     """Most likely next token at every step, for the whole batch until all have emitted EOS.
     An utterance whose best next token has log-prob -inf (non-finite model output) gets the
-    empty hypothesis. Of opts it reads attention_window, eos_penalty and kv_cache."""
+    empty hypothesis. Of opts it reads attention_window, eos_penalty, min_tokens and kv_cache."""
     batch, window, eos_penalty = enc.size(0), opts.attention_window, opts.eos_penalty
     cache = model.decoder_cache(enc) if opts.kv_cache else None  # rows stay the utterances: never reordered
     ys = torch.full((batch, 1), SOS_ID, dtype=torch.long, device=enc.device)  # (B, 1 + step)
@@ -240,8 +246,11 @@ def greedy_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: 
         if done.all():
             break
         log_probs, peak = _next_log_probs(model, enc, enc_lens, ys, peaks, window, cache)  # (B, V), (B,) or None
-        best_lp, best = (log_probs - eos_cost).max(-1)  # (B,), (B,): the search's choice
-        best_lp = best_lp + eos_cost[best]  # the model's log-prob of it
+        choice = log_probs - eos_cost  # (B, V)
+        if step < opts.min_tokens:
+            choice[:, EOS_ID] = -math.inf
+        best = choice.argmax(-1)  # (B,): the search's choice
+        best_lp = log_probs.gather(1, best[:, None]).squeeze(1)  # (B,): the model's log-prob of it
         if peak is not None:
             peaks = torch.cat([peaks, peak[:, None]], 1)
         failed |= ~done & torch.isinf(best_lp)  # no token with a finite log-prob
@@ -270,7 +279,8 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
     the finished hypothesis with the best length-normalised score.
     With opts.ctc_weight > 0 candidates are scored jointly with CTC prefix scores; with
     opts.attention_window each prefix carries its tokens' attention peaks (reordered with it),
-    and every EOS candidate's score is lowered by opts.eos_penalty. The decoder cache's rows
+    and every EOS candidate's score is lowered by opts.eos_penalty (EOS is no candidate before
+    opts.min_tokens tokens). The decoder cache's rows
     (opts.kv_cache) are reordered with the prefixes, as the CTC and language model states are.
     With opts.lm_weight > 0 the model's language model adds lm_weight * its log-prob to each
     candidate, and candidates are pre-selected by attention + language model log-prob.
@@ -343,6 +353,8 @@ def beam_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: De
             if lm_weight > 0:
                 cand_score = cand_score + lm_weight * lm_step
         cand_score[:, -1] -= opts.eos_penalty  # the EOS column
+        if step < opts.min_tokens:
+            cand_score[:, -1] = -math.inf
         top, idx = cand_score.view(batch, -1).topk(2 * k, -1)  # (B, 2K), best first
         src = idx // cand.size(1) + torch.arange(batch, device=enc.device)[:, None] * k  # (B, 2K) rows in N
         tok = cand.view(batch, -1).gather(1, idx)

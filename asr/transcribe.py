@@ -82,7 +82,8 @@ class Transcriber:
         self.segment_cfg = SegmentConfig(max_seconds=inference.max_segment_seconds, min_seconds=inference.min_segment_seconds)
         # The search the model was tuned for; callers change it through options().
         self.default_options = DecodeOptions(
-            ctc_weight=inference.ctc_weight if model.has_ctc else 0.0, lm_weight=inference.lm_weight if model.lm else 0.0
+            ctc_weight=inference.ctc_weight if model.has_ctc else 0.0, lm_weight=inference.lm_weight if model.lm else 0.0,
+            min_tokens=inference.min_tokens,
         )
         self.default_options = self.options()  # with the attention window where it applies
         self.vtln_warps = inference.vtln_warps

@@ -62,3 +62,12 @@ def test_attention_window_from_yaml_and_its_checks():
             experiment_config({"inference": {"attention_window": bad}})
     with pytest.raises(ConfigError, match=r"^inference\.eos_penalty: 2\.5 needs an attention window"):
         experiment_config({"inference": {"eos_penalty": 2.5}})
+
+
+def test_min_tokens_from_yaml_and_its_checks():
+    """0 unless a config asks for it; a whole number >= 0."""
+    assert experiment_config({}).inference.min_tokens == 0
+    assert experiment_config({"inference": {"min_tokens": 1}}).inference.min_tokens == 1
+    for bad in (-1, 1.5, True, "1"):
+        with pytest.raises(ConfigError, match=r"inference\.min_tokens: expected"):
+            experiment_config({"inference": {"min_tokens": bad}})

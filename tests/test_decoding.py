@@ -91,6 +91,8 @@ def teacher_forced(
         ({"attention_window": (0, 2.5)}, "attention_window"),
         ({"eos_penalty": 1.0}, "eos_penalty.*needs an attention window"),
         ({"eos_penalty": -1.0, "attention_window": (4, 24)}, "eos_penalty"),
+        ({"min_tokens": -1}, "min_tokens"),
+        ({"min_tokens": 1.5}, "min_tokens"),
     ],
 )
 def test_invalid_options_are_refused(kwargs, message):
@@ -238,9 +240,10 @@ def test_a_window_wider_than_the_input_changes_nothing(speech, opts):
 
 
 def test_the_shipped_model_reads_both_of_two_identical_neighbours(fsdd_dir):
-    """The unseen speaker's "7 7 3 1": without the window the attention decoder drops one "seven"
-    (its attention jumps over the second, or it ends there); with the shipped model's window and
-    EOS penalty it reads every word, each token's attention at least 4 frames after the last one's."""
+    """The unseen speaker's "7 7 3 1": without the window the attention decoder misreads the repeat
+    (content-based attention cannot tell the two "seven"s apart: it skips one or reads one again);
+    with the shipped model's window and EOS penalty it reads every word, each token's attention at
+    least 4 frames after the last one's."""
     transcriber = Transcriber.load()
     wave = transcriber.load_audio(wav_bytes(connected_digits(fsdd_dir, "7731", "theo")[0]))  # (N,) at 16 kHz
     feats = fbank(torch.from_numpy(wave), transcriber.cfg.features)[None]  # (1, T, 80)
@@ -249,10 +252,28 @@ def test_the_shipped_model_reads_both_of_two_identical_neighbours(fsdd_dir):
         opts = transcriber.options(method, ctc_weight=0.0)
         assert opts.attention_window == (4, 24) and opts.eos_penalty > 0  # the model's defaults
         off = recognize(transcriber.model, feats, lens, transcriber.options(method, ctc_weight=0.0, attention_window=()))[0]
-        assert transcriber.tokenizer.decode(off.tokens) == "seven three one"
+        assert transcriber.tokenizer.decode(off.tokens) in ("seven three one", "seven seven seven three one")
         hyp = recognize(transcriber.model, feats, lens, opts)[0]
         assert transcriber.tokenizer.decode(hyp.tokens) == "seven seven three one"
         assert all(b - a >= 4 for a, b in zip(hyp.peaks, hyp.peaks[1:]))
+
+
+@pytest.mark.parametrize(
+    "opts", [DecodeOptions("greedy"), DecodeOptions(beam_size=3), DecodeOptions(beam_size=3, ctc_weight=0.5)],
+    ids=["greedy", "beam", "joint_ctc_beam"],
+)
+def test_min_tokens_keeps_the_search_from_ending_at_once(speech, opts):
+    """A decoder sure of an immediate end writes nothing; with min_tokens 1 (the no-speech gate has
+    already said there is speech) it writes its best token first and then ends."""
+    model = make_model(speech, 0, eos_bias=50.0)
+    with torch.no_grad():
+        model.ctc_head.bias[BLANK_ID] += 50.0  # CTC too hears nothing: blank on every frame
+    assert all(h.tokens == [] for h in recognize(model, *speech, opts))
+    forced = recognize(model, *speech, dataclasses.replace(opts, min_tokens=1))
+    assert all(len(h.tokens) == 1 and h.tokens[0] != EOS_ID and math.isfinite(h.score) for h in forced)
+    if opts.method == "greedy":  # the model's best token other than EOS, scored with its log-prob
+        for h, (att, _) in zip(forced, [teacher_forced(model, f[:n], n, h.tokens, ended=True) for f, n, h in zip(*speech, forced)]):
+            assert h.score == pytest.approx(att, abs=1e-4)
 
 
 def test_ctc_greedy_collapses_repeats_and_drops_blanks():
