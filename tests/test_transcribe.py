@@ -102,9 +102,13 @@ def test_vtln_warps_keep_the_best_scoring_warp_per_input(transcriber, fsdd_dir):
 
 def test_options_start_from_the_models_search(transcriber):
     assert transcriber.options() == transcriber.default_options
-    assert transcriber.options(beam_size=3) == DecodeOptions(beam_size=3, ctc_weight=transcriber.cfg.inference.ctc_weight)
+    inference = transcriber.cfg.inference
+    assert transcriber.options(beam_size=3) == DecodeOptions(
+        beam_size=3, ctc_weight=inference.ctc_weight, min_tokens=inference.min_tokens
+    )
+    assert transcriber.options().min_tokens == 1  # the shipped model: the gate decides, the search writes a word
     greedy = transcriber.options("greedy")
-    assert greedy.method == "greedy" and greedy.ctc_weight == 0.0
+    assert greedy.method == "greedy" and greedy.ctc_weight == 0.0 and greedy.min_tokens == 1
     assert transcriber.options("beam", ctc_weight=0.0).ctc_weight == 0.0
     with pytest.raises(ValueError, match="cannot decode with 'viterbi'"):
         transcriber.options("viterbi")
