@@ -188,6 +188,13 @@ def check_eos_penalty(penalty: float, window: tuple[int, ...], name: str = "eos_
         raise ConfigError(f"{name}: {penalty} needs an attention window (without one the decoder loops); set it to 0")
 
 
+def check_min_tokens(n: int, name: str = "min_tokens") -> None:
+    """The one check of a minimum hypothesis length (asr.decoding.DecodeOptions.min_tokens): a whole
+    number >= 0. ConfigError naming `name` otherwise."""
+    if not (isinstance(n, int) and not isinstance(n, bool) and n >= 0):
+        raise ConfigError(f"{name}: expected a whole number >= 0, got {n!r}")
+
+
 @dataclass(frozen=True)
 class InferenceConfig:
     """How the Transcriber cuts long recordings: pieces close to the training lengths decode best."""
@@ -215,8 +222,7 @@ class InferenceConfig:
 
     def __post_init__(self) -> None:
         check_vtln_warps(self.vtln_warps)
-        if self.min_tokens < 0:
-            raise ConfigError(f"inference.min_tokens: expected a whole number >= 0, got {self.min_tokens!r}")
+        check_min_tokens(self.min_tokens, "inference.min_tokens")
         check_attention_window(self.attention_window, "inference.attention_window")
         check_eos_penalty(self.eos_penalty, self.attention_window, "inference.eos_penalty")
 

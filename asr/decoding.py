@@ -51,7 +51,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
-from asr.config import check_attention_window, check_eos_penalty
+from asr.config import check_attention_window, check_eos_penalty, check_min_tokens
 from asr.model.asr_model import prepend_sos
 from asr.model.decoder import DecoderCache
 from asr.model.lm import select_state
@@ -101,8 +101,7 @@ class DecodeOptions:
             raise ValueError(f"ctc_weight must be in [0, 1), got {self.ctc_weight!r}")
         if not 0 <= self.lm_weight < math.inf:
             raise ValueError(f"lm_weight must be a number >= 0, got {self.lm_weight!r}")
-        if not _is_int(self.min_tokens) or self.min_tokens < 0:
-            raise ValueError(f"min_tokens must be an integer >= 0, got {self.min_tokens!r}")
+        check_min_tokens(self.min_tokens)
         check_attention_window(self.attention_window)
         check_eos_penalty(self.eos_penalty, self.attention_window)
 
@@ -235,8 +234,6 @@ def greedy_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: 
     cache = model.decoder_cache(enc) if opts.kv_cache else None  # rows stay the utterances: never reordered
     ys = torch.full((batch, 1), SOS_ID, dtype=torch.long, device=enc.device)  # (B, 1 + step)
     peaks = torch.zeros(batch, 0, dtype=torch.long, device=enc.device)  # (B, step) with a window, else (B, 0)
-    eos_cost = torch.zeros(model.vocab_size, device=enc.device)  # (V,)
-    eos_cost[EOS_ID] = eos_penalty
     log_prob = torch.zeros(batch, device=enc.device)  # model log-prob of the tokens chosen
     n_scored = torch.zeros(batch, dtype=torch.long, device=enc.device)
     done = torch.zeros(batch, dtype=torch.bool, device=enc.device)
@@ -246,9 +243,8 @@ def greedy_search(model, enc: Tensor, enc_lens: Tensor, max_lens: Tensor, opts: 
         if done.all():
             break
         log_probs, peak = _next_log_probs(model, enc, enc_lens, ys, peaks, window, cache)  # (B, V), (B,) or None
-        choice = log_probs - eos_cost  # (B, V)
-        if step < opts.min_tokens:
-            choice[:, EOS_ID] = -math.inf
+        choice = log_probs.clone()  # (B, V): what the search maximises; EOS costs the penalty, or is barred
+        choice[:, EOS_ID] -= math.inf if step < opts.min_tokens else eos_penalty
         best = choice.argmax(-1)  # (B,): the search's choice
         best_lp = log_probs.gather(1, best[:, None]).squeeze(1)  # (B,): the model's log-prob of it
         if peak is not None:
