@@ -15,6 +15,7 @@ interrupted, corrupt or tampered download is never taken for a finished one.
 Hosts that serve fixed files (OpenSLR) are pinned by the bytes of the file instead
 (`ArchivePin`, `fetch_archive`): archives of many gigabytes, so an interrupted download is
 resumed where it stopped, and the whole file is checked before it takes its name.
+`unpacked_tar` then unpacks such a verified archive where its folders can be renamed into place.
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ import http.client
 import json
 import os
 import shutil
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 TIMEOUT_S = 60  # per network operation, not for the whole download
 VERIFIED = ".verified.json"  # written inside a fetched folder, by the rename that completes it
@@ -175,6 +178,22 @@ def fetch_archive(pin: ArchivePin, dest: Path, url: str | None = None, log: Call
     os.replace(partial, dest)
     log(f"{pin.name}: sha256 verified, {dest}")
     return dest
+
+
+@contextmanager
+def unpacked_tar(archive: Path, beside: Path) -> Iterator[Path]:
+    """A temporary folder inside `beside` holding `archive` unpacked, deleted on exit: on the same
+    file system as `beside`, so that what the caller takes from it moves into place by one rename and
+    a folder there is never half unpacked. Paths out of the folder, links out of it and device files
+    are refused (tarfile's "data" filter). DatasetError if the archive cannot be read whole."""
+    beside.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=beside, prefix=f".{archive.name}.") as tmp:
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise DatasetError(f"{archive}: cannot unpack it ({err})") from None
+        yield Path(tmp)
 
 
 def _sha256(path: Path) -> str:

@@ -3,11 +3,13 @@ recordings; synth_sentences.py (synthetic voices reading sentences) with espeak-
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ import soundfile as sf
 LOCAL = Path(__file__).resolve().parents[1] / "recipes" / "speechocean762" / "local"
 sys.path.insert(0, str(LOCAL))
 
+import download  # noqa: E402
 import prepare  # noqa: E402
 import synth_sentences  # noqa: E402
 import tts  # noqa: E402
@@ -43,9 +46,31 @@ def copy_of(root: Path, fsdd_dir: Path, speakers: list[tuple[str, int, str]] = S
     return root
 
 
-def prepare_sets(tmp_path: Path, fsdd_dir: Path, *extra: str) -> Path:
+def upstream_copy_of(root: Path, fsdd_dir: Path) -> Path:
+    """The same utterances as copy_of's, laid out as the corpus' archive unpacks: WAVE/SPEAKER*/ and
+    Kaldi-style train/ and test/ folders (spk2age with "SPEAKER" names in one of them, as releases differ)."""
+    for split in ("train", "test"):
+        (root / split).mkdir(parents=True)
+        chosen = [(speaker, age) for speaker, age, s in SPEAKERS if s == split]
+        tables = {"wav.scp": [], "text": [], "utt2spk": []}
+        for speaker, _ in chosen:
+            (root / "WAVE" / f"SPEAKER{speaker}").mkdir(parents=True)
+            for k, text in enumerate(["WE CALL IT BEAR", "IT'S  NOT FISH"]):
+                utt = f"{speaker}{k}"
+                shutil.copy(fsdd_dir / "recordings" / f"{k}_theo_0.wav", root / "WAVE" / f"SPEAKER{speaker}" / f"{utt}.WAV")
+                tables["wav.scp"].append(f"{utt}\tWAVE/SPEAKER{speaker}/{utt}.WAV")
+                tables["text"].append(f"{utt}\t{text}")
+                tables["utt2spk"].append(f"{utt} {speaker}")
+        prefix = "SPEAKER" if split == "test" else ""
+        tables["spk2age"] = [f"{prefix}{speaker} {age}" for speaker, age in chosen]
+        for name, lines in tables.items():
+            (root / split / name).write_text("\n".join(lines) + "\n")
+    return root
+
+
+def prepare_sets(tmp_path: Path, fsdd_dir: Path, *extra: str, copy: Path | None = None) -> Path:
     data = tmp_path / "data"
-    argv = ["--data", str(data), "--local", str(copy_of(tmp_path / "so762", fsdd_dir)),
+    argv = ["--data", str(data), "--local", str(copy or copy_of(tmp_path / "so762", fsdd_dir)),
             "--dev-children", "1", "--dev-adults", "1", "--test-extra", "1", *extra]
     assert run_main(prepare.main, argv) == 0
     return data
@@ -86,7 +111,65 @@ def test_a_copy_without_its_audio_is_refused(tmp_path, fsdd_dir, capsys):
     assert "missing" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("script", ["prepare.py", "synth_sentences.py", "combine.py"])
+def test_the_corpus_as_its_archive_unpacks_gives_the_same_sets(tmp_path, fsdd_dir):
+    from_manifest = prepare_sets(tmp_path / "a", fsdd_dir)
+    from_upstream = prepare_sets(tmp_path / "b", fsdd_dir, copy=upstream_copy_of(tmp_path / "upstream", fsdd_dir))
+    for name in ("train", "dev", "test"):
+        a, b = read_data_dir(from_manifest / name), read_data_dir(from_upstream / name)
+        assert [(u.id, u.speaker, u.text) for u in a] == [(u.id, u.speaker, u.text) for u in b] and a
+        assert all(Path(u.wav).read_bytes() == Path(v.wav).read_bytes() for u, v in zip(a, b))
+        assert (from_manifest / name / "utt2group").read_text() == (from_upstream / name / "utt2group").read_text()
+    assert 0.3 < read_data_dir(from_upstream / "train")[0].duration < 1.0  # read from the audio's header
+
+
+def test_an_upstream_copy_with_an_utterance_missing_from_a_table_is_refused(tmp_path, fsdd_dir, capsys):
+    copy = upstream_copy_of(tmp_path / "upstream", fsdd_dir)
+    utt2spk = copy / "test" / "utt2spk"
+    utt2spk.write_text("".join(utt2spk.read_text().splitlines(keepends=True)[1:]))
+    assert run_main(prepare.main, ["--data", str(tmp_path / "data"), "--local", str(copy)]) == 1
+    assert "is in one of wav.scp, utt2spk, spk2age but not in the others" in capsys.readouterr().err
+
+
+def corpus_archive(tmp_path: Path, fsdd_dir: Path, top: str = "speechocean762") -> Path:
+    """speechocean762.tar.gz as OpenSLR serves it (one top folder), in a folder used as a file:// mirror."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    with tarfile.open(mirror / "speechocean762.tar.gz", "w:gz") as tar:
+        tar.add(upstream_copy_of(tmp_path / "upstream", fsdd_dir), top)
+    return mirror / "speechocean762.tar.gz"
+
+
+def test_download_checks_the_archive_then_unpacks_it_for_prepare(tmp_path, fsdd_dir, capsys):
+    archive = corpus_archive(tmp_path, fsdd_dir)
+    downloads = tmp_path / "downloads"
+    args = ["--downloads", str(downloads), "--mirror", archive.parent.as_uri()]
+    assert run_main(download.main, args) == 1  # no digest pinned and none given: nothing is fetched
+    assert "--sha256" in capsys.readouterr().err and not downloads.exists()
+
+    wrong = hashlib.sha256(b"another archive").hexdigest()
+    assert run_main(download.main, [*args, "--sha256", wrong]) == 1
+    assert "sha256" in capsys.readouterr().err and not (downloads / "speechocean762").exists()
+    assert not list(downloads.glob("speechocean762.tar.gz*"))  # the refused bytes are deleted
+
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert run_main(download.main, [*args, "--sha256", digest, "--remove-archive"]) == 0
+    corpus = Path(capsys.readouterr().out.strip())
+    assert corpus == (downloads / "speechocean762").resolve()
+    assert sorted(p.name for p in downloads.iterdir()) == ["speechocean762"]  # archive removed, no temporary
+    sets = prepare_sets(tmp_path, fsdd_dir, copy=corpus)
+    assert len(read_data_dir(sets / "train")) == 6
+
+
+def test_an_archive_that_is_not_the_corpus_is_refused(tmp_path, fsdd_dir, capsys):
+    archive = corpus_archive(tmp_path, fsdd_dir, top="something_else")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    argv = ["--downloads", str(tmp_path / "downloads"), "--mirror", archive.parent.as_uri(), "--sha256", digest]
+    assert run_main(download.main, argv) == 1
+    assert "not the speechocean762 archive" in capsys.readouterr().err
+    assert not (tmp_path / "downloads" / "speechocean762").exists()
+
+
+@pytest.mark.parametrize("script", ["prepare.py", "download.py", "synth_sentences.py", "combine.py"])
 def test_scripts_run_as_commands(script):
     result = subprocess.run([sys.executable, str(LOCAL / script), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "usage:" in result.stdout

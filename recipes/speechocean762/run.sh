@@ -3,13 +3,16 @@
 # data -> train -> decode -> score.
 #
 #   ./run.sh                               # everything; the corpus from ../../../shared/data/speechocean762
-#   ./run.sh --local /path/to/copy         # a local copy (a folder with manifest.jsonl and the audio it names)
+#   ./run.sh --local /path/to/copy         # a local copy (a folder with manifest.jsonl and the audio it names,
+#                                          # or the corpus as its archive unpacks: WAVE/, train/, test/)
+#   ./run.sh --sha256 HEX                  # no copy: download OpenSLR 101 into downloads/, checked against HEX
 #   ./run.sh --stage 1 --stop-stage 1      # only training (resumes from the last checkpoint if interrupted)
 #   ./run.sh --stage 1 --tag noguided --set loss.guided_weight=0   # an ablation in exp/noguided
 #   ./run.sh --synth 1000                  # + 1000 synthetic utterances per TTS engine, in exp/conformer_synth1000
 #
 # Stages (each skips work already done):
-#   0 data     speaker-disjoint sets from the corpus      -> data/{train,dev,test}
+#   0 data     the corpus: --local, else ../../../shared's copy, else downloaded (local/download.py)
+#              speaker-disjoint sets from it              -> data/{train,dev,test}
 #              with --synth N: espeak-ng and flite read N sentences each (--synth-text FILE, default
 #              the LJ Speech sentences in ../../../shared) -> data/train_synth_{espeak,flite}, and
 #              data/train + those -> data/train_all, which stage 1 then trains on
@@ -23,6 +26,7 @@ cd "$(dirname "$0")"
 stage=0
 stop_stage=3
 local_copy=""
+download=()
 config=conf/train.yaml
 tag=""
 synth=0
@@ -36,6 +40,7 @@ while [ $# -gt 0 ]; do
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
     --local) local_copy=$2; shift 2 ;;
+    --sha256|--mirror) download+=("$1" "$2"); shift 2 ;;
     --config) config=$2; shift 2 ;;
     --tag) tag=$2; shift 2 ;;
     --beam) beam=$2; shift 2 ;;
@@ -64,8 +69,7 @@ if run 0; then
     local_copy=../../../shared/data/speechocean762
   fi
   if [ -z "$local_copy" ]; then
-    echo "no speechocean762 copy: pass --local DIR (see README.md, 'Data')" >&2
-    exit 1
+    local_copy=$("$python" local/download.py ${download[@]+"${download[@]}"})
   fi
   "$python" local/prepare.py --data data --local "$local_copy"
   if [ "$synth" -gt 0 ]; then

@@ -18,15 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from librispeech import OPENSLR, PATH_FILE, CorpusError, archive_pin, check_parts, find_parts, write_path_file
 from stage import add_force_arg, begin, mark_done, run_main
 
-from asr.datasets import DatasetError, fetch_archive
+from asr.datasets import DatasetError, fetch_archive, unpacked_tar
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -50,20 +48,18 @@ def unpack(archive: Path, part: str, downloads: Path) -> Path:
     if target.is_dir():
         return target
     corpus.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=downloads, prefix=f".{part}.") as tmp:
-        print(f"unpacking {archive}")
-        try:
-            with tarfile.open(archive) as tar:
-                tar.extractall(tmp, filter="data")  # refuses absolute paths, links out of tmp, devices
-        except (tarfile.TarError, OSError, EOFError) as err:
-            raise CorpusError(f"{archive}: cannot unpack it ({err})") from None
-        unpacked = Path(tmp) / "LibriSpeech"
-        if not (unpacked / part).is_dir():
-            raise CorpusError(f"{archive} holds no LibriSpeech/{part}/ folder")
-        for doc in unpacked.glob("*.TXT"):
-            if not (corpus / doc.name).exists():
-                os.replace(doc, corpus / doc.name)
-        os.replace(unpacked / part, target)
+    print(f"unpacking {archive}")
+    try:
+        with unpacked_tar(archive, downloads) as tmp:
+            unpacked = tmp / "LibriSpeech"
+            if not (unpacked / part).is_dir():
+                raise CorpusError(f"{archive} holds no LibriSpeech/{part}/ folder")
+            for doc in unpacked.glob("*.TXT"):
+                if not (corpus / doc.name).exists():
+                    os.replace(doc, corpus / doc.name)
+            os.replace(unpacked / part, target)
+    except DatasetError as err:
+        raise CorpusError(str(err)) from None
     return target
 
 

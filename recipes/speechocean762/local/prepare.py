@@ -13,10 +13,12 @@ No speaker is in two sets:
 
   local/prepare.py --data data --local ../../../shared/data/speechocean762
 
-The copy is a folder with `manifest.jsonl` (one utterance a line: id, audio path relative to
-the folder, text, speaker, age, duration, split) and the audio it names (any format soundfile
-reads). Text is normalised as everywhere in the project (asr.tokenizer.normalize_text: lower
-case, single spaces; apostrophes kept). spk2age keeps each speaker's age, utt2group each
+The copy is either a folder with `manifest.jsonl` (one utterance a line: id, audio path relative
+to the folder, text, speaker, age, duration, split) and the audio it names (any format soundfile
+reads), as in ../shared; or the corpus as its archive unpacks (local/download.py): WAVE/SPEAKER*/
+*.WAV with Kaldi-style train/ and test/ folders (wav.scp, text, utt2spk, spk2age). Both give the
+same utterance ids, so the same seed gives the same sets. Text is normalised as everywhere in the
+project (asr.tokenizer.normalize_text: lower case, single spaces; apostrophes kept). spk2age keeps each speaker's age, utt2group each
 utterance's age group ("child" up to 12, else "adult") for `asr wer --groups`.
 """
 
@@ -32,6 +34,8 @@ from typing import Sequence
 from kaldi_dir import Utt, write_data_dir
 from stage import StageError, add_force_arg, add_seed_arg, begin, done_marker, mark_done, run_main
 
+from asr.audio import AudioError, audio_duration
+from asr.kaldi import TableError, read_table
 from asr.tokenizer import normalize_text
 
 # The digits recipe's dev_so762 speakers (recipes/digits/local/speechocean.py): children of the
@@ -62,7 +66,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def read_manifest(root: Path) -> list[dict]:
     manifest = root / "manifest.jsonl"
     if not manifest.is_file():
-        raise CorpusError(f"{manifest} not found: --local must be a speechocean762 copy with manifest.jsonl")
+        raise CorpusError(f"{manifest} not found: --local must be a speechocean762 copy with manifest.jsonl, "
+                          "or the corpus as its archive unpacks (WAVE/, train/, test/)")
     rows = []
     for lineno, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
         try:
@@ -71,9 +76,43 @@ def read_manifest(root: Path) -> list[dict]:
                          "age": int(row["age"]), "duration": float(row["duration"]), "speaker": str(row["speaker"])})
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise CorpusError(f"{manifest}:{lineno}: not an utterance record ({err})") from None
+    return rows
+
+
+def read_upstream(root: Path) -> list[dict]:
+    """The corpus as its archive unpacks: {train,test}/{wav.scp,text,utt2spk,spk2age} and WAVE/. Rows as
+    read_manifest's, durations from the audio files' headers."""
+    rows = []
+    try:
+        for split in ("train", "test"):
+            tables = {name: read_table(root / split / name) for name in ("wav.scp", "text", "utt2spk", "spk2age")}
+            # spk2age names speakers "SPEAKER0001" in some releases and "0001" in others, as utt2spk does
+            age = {key.removeprefix("SPEAKER"): value for key, (_, value) in tables["spk2age"].items()}
+            for utt, (_, path) in tables["wav.scp"].items():
+                speaker = tables["utt2spk"][utt][1]
+                audio = (root / path).resolve()
+                rows.append({"id": f"so762-{utt}", "audio": audio, "text": normalize_text(tables["text"][utt][1]),
+                             "speaker": speaker, "age": int(age[speaker]), "split": split,
+                             "duration": audio_duration(audio) if audio.is_file() else 0.0})
+    except (OSError, TableError, AudioError) as err:
+        raise CorpusError(f"{root}: not a usable speechocean762 folder ({err})") from None
+    except KeyError as err:
+        raise CorpusError(f"{root}: {err.args[0]} is in one of wav.scp, utt2spk, spk2age but not in the others") from None
+    except ValueError as err:
+        raise CorpusError(f"{root}: an age in spk2age is not a number ({err})") from None
+    return rows
+
+
+def read_corpus(root: Path) -> list[dict]:
+    """A copy's utterances, from its manifest.jsonl or else from the corpus' own layout; CorpusError
+    if it is neither, or if audio files it names are missing."""
+    if (root / "manifest.jsonl").is_file() or not (root / "WAVE").is_dir():
+        rows = read_manifest(root)
+    else:
+        rows = read_upstream(root)
     missing = [str(r["audio"]) for r in rows if not r["audio"].is_file()]
     if missing:
-        raise CorpusError(f"{len(missing)} audio file(s) of the manifest are missing, e.g. {missing[0]}")
+        raise CorpusError(f"{len(missing)} audio file(s) of the copy are missing, e.g. {missing[0]}")
     return rows
 
 
@@ -102,7 +141,7 @@ def age_group(age: int) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     root = args.local.resolve()
-    rows = read_manifest(root)
+    rows = read_corpus(root)
     speakers = split_speakers(rows, args)
     for name, chosen in speakers.items():
         out = args.data / name
