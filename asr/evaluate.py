@@ -139,6 +139,9 @@ class Normalizer:
 # ---------------------------------------------------------------------------- scoring
 
 
+RUNAWAY_FACTOR = 2
+
+
 @dataclass(frozen=True)
 class AlignedPair:
     """One column of a word alignment.
@@ -190,6 +193,12 @@ class UtteranceResult:
         """errors / reference words; None when the reference is empty."""
         return self.errors / self.num_ref_words if self.num_ref_words else None
 
+    @property
+    def runaway(self) -> bool:
+        """More than RUNAWAY_FACTOR times the reference's words: the sign of a decoder looping or
+        running on past the speech (for an empty reference, any word at all)."""
+        return self.hits + self.substitutions + self.insertions > RUNAWAY_FACTOR * self.num_ref_words
+
     def to_dict(self) -> dict:
         return {
             "id": self.id,
@@ -234,6 +243,10 @@ class WerReport:
     def ser(self) -> float:
         return self.sentence_errors / self.num_utterances
 
+    @property
+    def runaways(self) -> int:
+        return sum(utt.runaway for utt in self.utterances)
+
     def worst(self, n: int) -> list[UtteranceResult]:
         """The `n` utterances with the most word errors (ties: higher WER, then file order).
 
@@ -258,6 +271,7 @@ class WerReport:
             "num_ref_chars": self.num_ref_chars,
             "sentence_errors": self.sentence_errors,
             "num_utterances": self.num_utterances,
+            "runaways": self.runaways,
         }
 
     def to_dict(self) -> dict:
@@ -383,6 +397,7 @@ def format_summary(report: WerReport) -> str:
             f"%CER {100 * report.cer:.2f} [ {report.char_errors} / {report.num_ref_chars} ]",
             f"%SER {100 * report.ser:.2f} [ {report.sentence_errors} / {report.num_utterances} ]",
             f"Utterances: {report.num_utterances}, reference words: {report.num_ref_words}",
+            f"Runaways: {report.runaways} (hypotheses more than {RUNAWAY_FACTOR}x their reference's words)",
         ]
     )
 

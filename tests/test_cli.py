@@ -387,6 +387,7 @@ def test_cli_text_report(transcript_files, capsys):
         "%CER 21.74 [ 10 / 46 ]\n"
         "%SER 66.67 [ 2 / 3 ]\n"
         "Utterances: 3, reference words: 11\n"
+        "Runaways: 0 (hypotheses more than 2x their reference's words)\n"
     )
     assert out.index("id: (u1)") < out.index("id: (u2)")
     assert "id: (u3)" not in out

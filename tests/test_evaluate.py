@@ -36,6 +36,15 @@ def test_score_counts_match_hand_alignment():
     assert report.sentence_errors == 2
     assert report.ser == pytest.approx(2 / 3)
     assert report.num_utterances == 3
+    assert report.runaways == 0  # u2's 4 words against 3 is an insertion, not a runaway
+
+
+def test_runaways_are_hypotheses_more_than_twice_their_reference():
+    refs = {"a": "one two", "b": "one two", "c": "one two", "d": ""}
+    hyps = {"a": "one two one two", "b": "one two one two one", "c": "six six six six six", "d": "six"}
+    report = score(refs, hyps)
+    assert [u.runaway for u in report.utterances] == [False, True, True, True]
+    assert report.runaways == report.summary()["runaways"] == 3
 
 
 def test_per_utterance_results_and_alignment():

@@ -115,7 +115,7 @@ if run 3; then
       "$asr" wer "data/$set/text" "$out/hyp" --groups "data/$set/utt2group" --worst 20 > "$out/wer.txt"
       "$asr" wer "data/$set/text" "$out/hyp" --groups "data/$set/utt2group" --json > "$out/wer.json"
       echo "== $set $name"
-      sed -n '1,2p;/^By group/,/^$/p' "$out/wer.txt"
+      sed -n '1,2p;/^Runaways/p;/^By group/,/^$/p' "$out/wer.txt"
     done
   done
 fi
