@@ -124,12 +124,16 @@ class OptimConfig:
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEV_DECODERS = ("greedy", "ctc_greedy")  # TrainConfig.dev_decoder
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     train_data: str = ""  # Kaldi data dir or JSONL manifest
     dev_data: str = ""  # chooses the checkpoints (by WER)
+    # the search that scores dev_data: "greedy" (attention decoder) or "ctc_greedy" (the CTC head), for
+    # runs whose attention decoder reads the audio only long after the CTC head does
+    dev_decoder: str = "greedy"
     report_data: str = ""  # optional: WER logged at every evaluation, never used to choose
     exp_dir: str = "exp/default"
     epochs: int = 20
@@ -150,6 +154,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"train.precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.dev_decoder not in DEV_DECODERS:
+            raise ConfigError(f"train.dev_decoder: expected one of {', '.join(DEV_DECODERS)}, got {self.dev_decoder!r}")
         if self.accumulate_steps < 1:
             raise ConfigError(f"train.accumulate_steps: expected a whole number >= 1, got {self.accumulate_steps}")
 
@@ -238,6 +244,10 @@ class ExperimentConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+
+    def __post_init__(self) -> None:
+        if self.train.dev_decoder == "ctc_greedy" and not self.model.ctc:
+            raise ConfigError("train.dev_decoder: ctc_greedy needs the CTC head (model.ctc: true)")
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

@@ -442,13 +442,13 @@ class Trainer:
 
     # ---------------------------------------------------------------- evaluation
     def dev_wer(self, model: Optional[ASRModel] = None, utts: Optional[list[Utterance]] = None) -> float:
-        """Greedy-decode the dev set (or `utts`) through the Transcriber, one warp, and score it:
-        the dev WER chooses checkpoints, and comes from the code `asr decode` runs."""
+        """Decode the dev set (or `utts`) through the Transcriber with train.dev_decoder's greedy search,
+        one warp, and score it: the dev WER chooses checkpoints, and comes from the code `asr decode` runs."""
         model, utts = model or self.model, utts or self.dev_utts
         model.eval()
         cfg = replace(self.cfg, inference=replace(self.cfg.inference, vtln_warps=(1.0,)))
         transcriber = Transcriber(model, self.tokenizer, cfg, "training", self.device)
-        hyps = {u.id: r.text for u, r in transcriber.decode_manifest(utts, transcriber.options("greedy"))}
+        hyps = {u.id: r.text for u, r in transcriber.decode_manifest(utts, transcriber.options(self.cfg.train.dev_decoder))}
         return score({u.id: u.text or "" for u in utts}, hyps, Normalizer()).wer
 
     def _evaluate(self) -> None:

@@ -41,6 +41,7 @@ def make_data_dir(path: Path, fsdd_dir: Path, speaker: str = "jackson", takes=(0
 
 
 def write_config(tmp_path: Path, data: Path, **train) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = yaml.safe_load(yaml.safe_dump(TINY))
     cfg["train"].update(train_data=str(data), dev_data=str(data), exp_dir=str(tmp_path / "exp"), **train)
     path = tmp_path / "conf.yaml"
@@ -212,3 +213,27 @@ def test_resume_refuses_another_run_and_allows_a_longer_one(tmp_path, fsdd_dir):
     assert checkpoint_config(last) is None
     with pytest.raises(ConfigError, match=r"model\.d_model \(64, now 32\)"):
         Trainer(load_config(config, {"model.d_model": 32}))
+
+
+def test_dev_decoder_chooses_the_search_that_scores_the_dev_set(tmp_path, fsdd_dir):
+    """train.dev_decoder: ctc_greedy scores the dev set with the CTC head (for runs whose attention decoder
+    reads the audio long after CTC does); the same model scored greedily gets the attention decoder's WER."""
+    from asr.evaluate import Normalizer, score
+    from asr.transcribe import Transcriber
+
+    data = make_data_dir(tmp_path / "data", fsdd_dir, takes=(0,))
+    wers = {}
+    for method in ("greedy", "ctc_greedy"):
+        trainer = Trainer(load_config(write_config(tmp_path / method, data, dev_decoder=method)))
+        wers[method] = trainer.dev_wer()
+        transcriber = Transcriber(trainer.model.eval(), trainer.tokenizer, trainer.cfg, "test")
+        hyps = {u.id: r.text for u, r in transcriber.decode_manifest(trainer.dev_utts, transcriber.options(method))}
+        assert wers[method] == score({u.id: u.text for u in trainer.dev_utts}, hyps, Normalizer()).wer
+    assert wers["greedy"] != wers["ctc_greedy"]  # the same untrained model: the two heads say different things
+    with pytest.raises(ConfigError, match="train.dev_decoder: expected one of greedy, ctc_greedy"):
+        load_config(write_config(tmp_path / "bad", data, dev_decoder="beam"))
+    no_ctc = yaml.safe_load(write_config(tmp_path / "noctc", data, dev_decoder="ctc_greedy").read_text())
+    no_ctc["model"]["ctc"] = False
+    (tmp_path / "noctc" / "conf.yaml").write_text(yaml.safe_dump(no_ctc))
+    with pytest.raises(ConfigError, match="ctc_greedy needs the CTC head"):
+        load_config(tmp_path / "noctc" / "conf.yaml")
