@@ -8,7 +8,6 @@ processes) once, in the slow tier."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import random
 import re
@@ -23,26 +22,16 @@ import soundfile as sf
 import soxr
 import torch
 from fsdd_audio import DIGIT_WORDS, SAMPLE_RATE, SPEAKERS, connected_digits, expected_text
+from recipe_modules import recipe_local, recipe_script
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "librispeech"
-sys.path.insert(0, str(RECIPE / "local"))
+recipe_local("librispeech")
+download, prepare = recipe_script("librispeech", "download"), recipe_script("librispeech", "prepare")
 
 import librispeech  # noqa: E402
 from kaldi_dir import read_data_dir  # noqa: E402
 from librispeech import CorpusError, read_transcripts  # noqa: E402
 from stage import run_main  # noqa: E402
-
-
-def recipe_script(name: str):
-    """recipes/librispeech/local/NAME.py as a module of its own name: other recipes have a download.py and a
-    prepare.py too, and a test session may import theirs."""
-    spec = importlib.util.spec_from_file_location(f"librispeech_{name}", RECIPE / "local" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-download, prepare = recipe_script("download"), recipe_script("prepare")
 
 TRAIN_PARTS, TEST_PARTS = librispeech.TRAIN_960, ("dev-clean", "dev-other", "test-clean", "test-other")
 # part -> (readers, chapters per reader, utterances per chapter)

@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from recipe_modules import recipe_local, recipe_script
 
-LOCAL = Path(__file__).resolve().parents[1] / "recipes" / "speechocean762" / "local"
-sys.path.insert(0, str(LOCAL))
+LOCAL = recipe_local("speechocean762")
+download, prepare = recipe_script("speechocean762", "download"), recipe_script("speechocean762", "prepare")
 
-import download  # noqa: E402
-import prepare  # noqa: E402
 import synth_sentences  # noqa: E402
 import tts  # noqa: E402
 from kaldi_dir import read_data_dir  # noqa: E402

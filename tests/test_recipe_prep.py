@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 from data_source import write_archive
+from recipe_modules import recipe_local, recipe_script
 
-LOCAL = Path(__file__).resolve().parents[1] / "recipes" / "digits" / "local"
-sys.path.insert(0, str(LOCAL))
+LOCAL = recipe_local("digits")
+download = recipe_script("digits", "download")
 
 import combine  # noqa: E402
-import download  # noqa: E402
 import make_connected  # noqa: E402
 import nonspeech  # noqa: E402
 import speechocean  # noqa: E402
