@@ -8,7 +8,7 @@
 #   ./run.sh --sha256 HEX                  # no copy: download OpenSLR 101 into downloads/, checked against HEX
 #   ./run.sh --stage 1 --stop-stage 1      # only training (resumes from the last checkpoint if interrupted)
 #   ./run.sh --stage 1 --tag noguided --set loss.guided_weight=0   # an ablation in exp/noguided
-#   ./run.sh --synth 1000                  # + 1000 synthetic utterances per TTS engine, in exp/conformer_synth1000
+#   ./run.sh --synth 1000                  # + 1000 synthetic utterances per TTS engine, in exp/transformer_synth1000
 #
 # Stages (each skips work already done):
 #   0 data     the corpus: --local, else ../../../shared's copy, else downloaded (local/download.py)
@@ -54,11 +54,11 @@ while [ $# -gt 0 ]; do
 done
 if ! [[ "$synth" =~ ^[0-9]+$ ]]; then echo "--synth takes a number of utterances, got '$synth'" >&2; exit 2; fi
 if [ "$synth" -gt 0 ]; then
-  tag=${tag:-conformer_synth$synth}
+  tag=${tag:-transformer_synth$synth}
   # First, so that a --set train.train_data=... of the caller's own still wins.
   overrides=(--set train.train_data=data/train_all ${overrides[@]+"${overrides[@]}"})
 fi
-tag=${tag:-conformer}
+tag=${tag:-transformer}
 
 . local/common.sh ../..  # bin, python, asr; run N, log
 exp=exp/$tag
