@@ -225,10 +225,16 @@ class InferenceConfig:
     lm_weight: float = 0.0  # default DecodeOptions.lm_weight of beam search: shallow fusion with the model's language model
     # default DecodeOptions.min_tokens: a piece the no-speech gate let through gets at least this many tokens
     min_tokens: int = 0
+    # Seconds of each piece's own noise floor added before and after it for the decoder and the no-speech
+    # head (asr.transcribe.with_pauses): for models trained on utterances with pauses around them, which a
+    # file cut tight to the voice lacks; 0 = none (a model trained on tight-cut audio).
+    pause_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         check_vtln_warps(self.vtln_warps)
         check_min_tokens(self.min_tokens, "inference.min_tokens")
+        if not 0.0 <= self.pause_seconds <= 1.0:
+            raise ConfigError(f"inference.pause_seconds: expected 0 to 1 seconds, got {self.pause_seconds}")
         check_attention_window(self.attention_window, "inference.attention_window")
         check_eos_penalty(self.eos_penalty, self.attention_window, "inference.eos_penalty")
 

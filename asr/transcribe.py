@@ -6,6 +6,10 @@ inputs are decoded together in length-bounded batches, then put back in order. W
 test-time VTLN (inference.vtln_warps) each batch is decoded once per warp of the mel
 filters and each piece keeps its best-scoring hypothesis.
 
+Every piece is decoded (and judged by the no-speech head) with inference.pause_seconds of its
+own noise floor on both sides (`with_pauses`): a model that learnt from utterances with pauses
+around them misreads a file cut tight to the voice.
+
 No words from non-speech: a piece whose loudest 10 ms is quieter than
 inference.min_speech_dbfs is not decoded at all, and a piece the model's no-speech head
 (asr/model/no_speech.py) finds more likely than inference.no_speech_threshold to hold no
@@ -33,6 +37,29 @@ from asr.segment import (
 )
 
 AudioInput = Union[np.ndarray, str, Path, bytes, BinaryIO]
+
+
+def with_pauses(piece: torch.Tensor, sample_rate: int, seconds: float) -> torch.Tensor:
+    """piece (N,) -> (P + N + P,): `seconds` of its floor before and after it.
+
+    The floor is noise at the level of its quietest 10 ms, at least 20 dB below its mean level,
+    around its DC offset, seeded by its length (the same piece always gets the same pauses).
+    Noise or hum continues as it was; speech gets a pause, as the training utterances have.
+    The shipped digits model read an unseen speaker's tight-cut, quiet single digits (FSDD's raw
+    takes) at 13.2 % WER without pauses, 4.2 % with 0.2 s (one VTLN warp).
+    """
+    pad = round(seconds * sample_rate)
+    if pad == 0:
+        return piece
+    wave = piece.numpy()
+    centred = wave - wave.mean()
+    block = round(BLOCK_SECONDS * sample_rate)
+    quietest = block_energy_db(centred, block)[: max(1, len(wave) // block)].min()
+    loudness = 10 * np.log10(np.mean(np.square(centred, dtype=np.float64)) + 1e-12)
+    floor = 10 ** (min(quietest, loudness - 20) / 20)
+    noise = torch.randn(2 * pad, generator=torch.Generator().manual_seed(piece.numel()))
+    noise = float(wave.mean()) + noise * floor
+    return torch.cat([noise[:pad], piece, noise[pad:]])
 
 
 @dataclass
@@ -173,29 +200,43 @@ class Transcriber:
         opts = opts or self.default_options
         waves = [self.load_audio(a) for a in audios]  # each (N,) float32 at self.sample_rate
         pieces = [(w, p) for w, wave in enumerate(waves) for p in split_long_audio(wave, self.sample_rate, self.segment_cfg)]
-        chunks = [torch.from_numpy(waves[w][p.start : p.end]) for w, p in pieces]  # each (N,)
-        frames = [num_frames(c.numel(), self.cfg.features) for c in chunks]
-        inference = self.cfg.inference
-        encoder_frames = self.model.encoder.subsampling.output_lengths(torch.tensor(frames)).tolist()
         # Decoded: pieces that give the encoder a frame (a tail of a few ms does not) and are not near-silent.
+        inference = self.cfg.inference
+        bare = [waves[w][p.start : p.end] for w, p in pieces]
+        bare_frames = [num_frames(len(b), self.cfg.features) for b in bare]
+        encoder_frames = self.model.encoder.subsampling.output_lengths(torch.tensor(bare_frames)).tolist()
         audible = [
-            i for i, c in enumerate(chunks)
-            if encoder_frames[i] > 0 and peak_level_db(c.numpy(), self.sample_rate) >= inference.min_speech_dbfs
+            i for i, b in enumerate(bare)
+            if encoder_frames[i] > 0 and peak_level_db(b, self.sample_rate) >= inference.min_speech_dbfs
         ]
+        pause = inference.pause_seconds
+        chunks = [with_pauses(torch.from_numpy(b), self.sample_rate, pause) for b in bare]  # each (P + N + P,)
+        frames = [num_frames(c.numel(), self.cfg.features) for c in chunks]
         hyps: list[Optional[Hypothesis]] = [None] * len(pieces)
-        no_speech = [1.0] * len(pieces)  # P(no speech); inaudible pieces keep 1
+        # P(no speech): 1 for inaudible pieces, 0 without a no-speech head. The head reads the encoder
+        # at warp 1 (the pass that decodes it, or one of its own when the warps lack 1). It learnt speech
+        # against the pauses the training utterances have around them: without `with_pauses` it took a
+        # quarter of one unseen speaker's single-digit files, cut tight to the voice, for non-speech.
+        head = self.model.no_speech_head is not None
+        no_speech = [1.0] * len(pieces)
+        for i in audible if not head else ():
+            no_speech[i] = 0.0
+        passes = self.vtln_warps if not head or 1.0 in self.vtln_warps else (1.0, *self.vtln_warps)
         ctc_log_probs: list[Optional[torch.Tensor]] = [None] * len(pieces)  # (T', V) per piece, for word times
         max_frames = int(inference.max_batch_seconds * 1000 / self.cfg.features.frame_shift_ms)
         for batch in batch_pieces([frames[i] for i in audible], max_frames):
             idx = [audible[b] for b in batch]
             lens = torch.tensor([frames[i] for i in idx])
-            for i, p in zip(idx, self._no_speech_probs([chunks[i] for i in idx])):
-                no_speech[i] = p
-            for warp in self.vtln_warps:
+            for k, warp in enumerate(passes):
                 feats = [fbank(chunks[i], self.cfg.features, warp) for i in idx]
                 batch_feats = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, F)
                 with torch.inference_mode():
                     enc, enc_lens = self.model.encode(batch_feats.to(self.device), lens.to(self.device))  # (B, T', D)
+                    if head and warp == 1.0:
+                        for i, p in zip(idx, self.model.no_speech_prob(enc, enc_lens).cpu().tolist()):
+                            no_speech[i] = p
+                    if k < len(passes) - len(self.vtln_warps):
+                        continue  # the head's own pass, not decoded
                     # attention is also the fallback for word times when CTC alignment cannot be used
                     found = search(self.model, enc, enc_lens, opts, need_attention=attention or timestamps)
                     log_probs = self.model.ctc_log_probs(enc).cpu() if timestamps and self.model.has_ctc else None
@@ -237,7 +278,7 @@ class Transcriber:
                 source, times = self._word_times(hyp, ctc_log_probs, wave[piece.start : piece.end])
                 groups = self.tokenizer.tokens_to_words(hyp.tokens)
                 words += [Word(g[0], round(offset + s, 3), round(offset + e, 3)) for g, (s, e) in zip(groups, times)]
-        single = pieces[0][1].attention if attention and len(pieces) == 1 else None
+        single = self._piece_attention(pieces[0][0], pieces[0][1]) if attention and len(pieces) == 1 else None
         return Transcription(
             text=" ".join(s.text for s in segments if s.text),
             duration=len(wave) / sr,
@@ -245,54 +286,39 @@ class Transcriber:
             confidence=float(np.average(confidences, weights=weights)),
             words=words,
             timing_source=source if timestamps else None,
-            attention=single.float().cpu().numpy() if single is not None else None,
+            attention=single,
             tokens=tokens,
         )
 
-    def _no_speech_probs(self, chunks: list[torch.Tensor]) -> list[float]:
-        """P(no speech) of each piece (N,); 0 without a no-speech head.
-
-        The head learnt speech against the pauses of faint noise that the training utterances
-        have around them; a file cut tight to the voice has none, and without them the head took
-        a quarter of one unseen speaker's single-digit files for non-speech. So each piece is
-        judged with 0.2 s of its own floor on both sides: noise at the level of its quietest 10 ms,
-        at least 20 dB below its mean level, around its DC offset (seeded by its length: the same
-        piece always gets the same answer). Noise or hum continues as it was; speech gets a pause.
-        """
-        if self.model.no_speech_head is None:
-            return [0.0] * len(chunks)
-        padded = []
-        block = round(BLOCK_SECONDS * self.sample_rate)
-        for c in chunks:
-            wave = c.numpy()
-            centred = wave - wave.mean()
-            quietest = block_energy_db(centred, block)[: max(1, len(wave) // block)].min()
-            loudness = 10 * np.log10(np.mean(np.square(centred, dtype=np.float64)) + 1e-12)
-            floor = 10 ** (min(quietest, loudness - 20) / 20)
-            noise = torch.randn(2 * round(0.2 * self.sample_rate), generator=torch.Generator().manual_seed(c.numel()))
-            noise = float(wave.mean()) + noise * floor
-            padded.append(torch.cat([noise[: len(noise) // 2], c, noise[len(noise) // 2 :]]))
-        feats = [fbank(p, self.cfg.features) for p in padded]
-        lens = torch.tensor([len(f) for f in feats])
-        batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).to(self.device)  # (B, T, F)
-        with torch.inference_mode():
-            enc, enc_lens = self.model.encode(batch, lens.to(self.device))  # (B, T', D)
-            return self.model.no_speech_prob(enc, enc_lens).cpu().tolist()
+    def _piece_attention(self, piece: Piece, hyp: Hypothesis) -> Optional[np.ndarray]:
+        """The hypothesis' cross-attention (U, T') over the piece's own encoder frames: its pauses cut off,
+        each row renormalised to a distribution over what remains."""
+        if hyp.attention is None:
+            return None
+        frames = num_frames(piece.num_samples, self.cfg.features)
+        n = int(self.model.encoder.subsampling.output_lengths(torch.tensor([frames]))[0])
+        first = round(self.cfg.inference.pause_seconds / self.frame_seconds)
+        inside = hyp.attention[:, first : first + n].float()  # (U, T')
+        return (inside / inside.sum(-1, keepdim=True).clamp(min=1e-9)).cpu().numpy()
 
     def _word_times(self, hyp: Hypothesis, ctc_log_probs: Optional[torch.Tensor], wave: np.ndarray):
         """Word (start, end) in seconds within the piece wave (N,): each word anchored where CTC
-        forced alignment puts its tokens when the model has a CTC head (ctc_log_probs (T', V), and
-        the tokens fit its frames), else where the monotonic cross-attention does, then extended
-        over its speech by the piece's 10 ms block energy (asr/alignment.py)."""
+        forced alignment puts its tokens when the model has a CTC head (ctc_log_probs (T', V) of the
+        piece with its pauses, and the tokens fit its frames), else where the monotonic
+        cross-attention does, then extended over its speech by the piece's 10 ms block energy
+        (asr/alignment.py)."""
         groups = self.tokenizer.tokens_to_words(hyp.tokens)
         duration = len(wave) / self.sample_rate
+        pause = self.cfg.inference.pause_seconds
+        decoded = duration + 2 * pause  # what the anchors are measured in
         source, anchors = "ctc", None
         if ctc_log_probs is not None:
             try:
-                anchors = ctc_word_times(ctc_log_probs, hyp.tokens, groups, self.frame_seconds, duration)
+                anchors = ctc_word_times(ctc_log_probs, hyp.tokens, groups, self.frame_seconds, decoded)
             except AlignmentError:
                 pass  # more tokens than CTC frames can hold: fall back to the attention
         if anchors is None:
-            source, anchors = "attention", attention_word_times(hyp.attention.cpu(), groups, self.frame_seconds, duration)
+            source, anchors = "attention", attention_word_times(hyp.attention.cpu(), groups, self.frame_seconds, decoded)
+        anchors = [tuple(min(max(t - pause, 0.0), duration) for t in a) for a in anchors]  # the pause cut off
         energy = block_energy_db(wave - wave.mean(), round(BLOCK_SECONDS * self.sample_rate))  # (blocks,)
         return source, extend_to_speech(anchors, energy, BLOCK_SECONDS, duration)

@@ -64,6 +64,14 @@ def test_attention_window_from_yaml_and_its_checks():
         experiment_config({"inference": {"eos_penalty": 2.5}})
 
 
+def test_pause_seconds_from_yaml_and_its_checks():
+    assert experiment_config({}).inference.pause_seconds == 0.0
+    assert experiment_config({"inference": {"pause_seconds": 0.2}}).inference.pause_seconds == 0.2
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match=r"inference\.pause_seconds: expected 0 to 1 seconds"):
+            experiment_config({"inference": {"pause_seconds": bad}})
+
+
 def test_min_tokens_from_yaml_and_its_checks():
     """0 unless a config asks for it; a whole number >= 0."""
     assert experiment_config({}).inference.min_tokens == 0
