@@ -225,9 +225,10 @@ class InferenceConfig:
     lm_weight: float = 0.0  # default DecodeOptions.lm_weight of beam search: shallow fusion with the model's language model
     # default DecodeOptions.min_tokens: a piece the no-speech gate let through gets at least this many tokens
     min_tokens: int = 0
-    # Seconds of each piece's own noise floor added before and after it for the decoder and the no-speech
-    # head (asr.transcribe.with_pauses): for models trained on utterances with pauses around them, which a
-    # file cut tight to the voice lacks; 0 = none (a model trained on tight-cut audio).
+    # Seconds of each piece's own noise floor added before and after it for the decoder
+    # (asr.transcribe.with_pauses): for models trained on utterances with pauses around them, which a file
+    # cut tight to the voice lacks; 0 = none (a model trained on tight-cut audio). The no-speech head always
+    # gets its own 0.2 s (asr.transcribe.HEAD_PAUSE_SECONDS).
     pause_seconds: float = 0.0
 
     def __post_init__(self) -> None:

@@ -6,9 +6,9 @@ inputs are decoded together in length-bounded batches, then put back in order. W
 test-time VTLN (inference.vtln_warps) each batch is decoded once per warp of the mel
 filters and each piece keeps its best-scoring hypothesis.
 
-Every piece is decoded (and judged by the no-speech head) with inference.pause_seconds of its
-own noise floor on both sides (`with_pauses`): a model that learnt from utterances with pauses
-around them misreads a file cut tight to the voice.
+Every piece is decoded with inference.pause_seconds of its own noise floor on both sides
+(`with_pauses`): a model that learnt from utterances with pauses around them misreads a file
+cut tight to the voice. The no-speech head always judges it with HEAD_PAUSE_SECONDS of them.
 
 No words from non-speech: a piece whose loudest 10 ms is quieter than
 inference.min_speech_dbfs is not decoded at all, and a piece the model's no-speech head
@@ -37,6 +37,10 @@ from asr.segment import (
 )
 
 AudioInput = Union[np.ndarray, str, Path, bytes, BinaryIO]
+# The no-speech head judges every piece with these pauses around it, whatever inference.pause_seconds
+# gives the decoder: it learnt speech against the pauses the training utterances have, and without them
+# it took a quarter of one unseen speaker's single-digit files, cut tight to the voice, for non-speech.
+HEAD_PAUSE_SECONDS = 0.2
 
 
 def with_pauses(piece: torch.Tensor, sample_rate: int, seconds: float) -> torch.Tensor:
@@ -213,30 +217,31 @@ class Transcriber:
         chunks = [with_pauses(torch.from_numpy(b), self.sample_rate, pause) for b in bare]  # each (P + N + P,)
         frames = [num_frames(c.numel(), self.cfg.features) for c in chunks]
         hyps: list[Optional[Hypothesis]] = [None] * len(pieces)
-        # P(no speech): 1 for inaudible pieces, 0 without a no-speech head. The head reads the encoder
-        # at warp 1 (the pass that decodes it, or one of its own when the warps lack 1). It learnt speech
-        # against the pauses the training utterances have around them: without `with_pauses` it took a
-        # quarter of one unseen speaker's single-digit files, cut tight to the voice, for non-speech.
+        no_speech = [1.0] * len(pieces)  # P(no speech); inaudible pieces keep 1, audible ones without a head get 0
         head = self.model.no_speech_head is not None
-        no_speech = [1.0] * len(pieces)
-        for i in audible if not head else ():
-            no_speech[i] = 0.0
-        passes = self.vtln_warps if not head or 1.0 in self.vtln_warps else (1.0, *self.vtln_warps)
+        # The head reads the encoder at warp 1: the decoder's pass where the pauses and a warp agree.
+        shared = head and pause == HEAD_PAUSE_SECONDS and 1.0 in self.vtln_warps
+        head_chunks = chunks if pause == HEAD_PAUSE_SECONDS else [
+            with_pauses(torch.from_numpy(b), self.sample_rate, HEAD_PAUSE_SECONDS) for b in bare
+        ]
         ctc_log_probs: list[Optional[torch.Tensor]] = [None] * len(pieces)  # (T', V) per piece, for word times
         max_frames = int(inference.max_batch_seconds * 1000 / self.cfg.features.frame_shift_ms)
         for batch in batch_pieces([frames[i] for i in audible], max_frames):
             idx = [audible[b] for b in batch]
-            lens = torch.tensor([frames[i] for i in idx])
-            for k, warp in enumerate(passes):
-                feats = [fbank(chunks[i], self.cfg.features, warp) for i in idx]
-                batch_feats = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, F)
+            if head and not shared:
+                enc, enc_lens = self._encode([head_chunks[i] for i in idx], 1.0)
                 with torch.inference_mode():
-                    enc, enc_lens = self.model.encode(batch_feats.to(self.device), lens.to(self.device))  # (B, T', D)
-                    if head and warp == 1.0:
+                    for i, p in zip(idx, self.model.no_speech_prob(enc, enc_lens).cpu().tolist()):
+                        no_speech[i] = p
+            elif not head:
+                for i in idx:
+                    no_speech[i] = 0.0
+            for warp in self.vtln_warps:
+                enc, enc_lens = self._encode([chunks[i] for i in idx], warp)  # (B, T', D), (B,)
+                with torch.inference_mode():
+                    if shared and warp == 1.0:
                         for i, p in zip(idx, self.model.no_speech_prob(enc, enc_lens).cpu().tolist()):
                             no_speech[i] = p
-                    if k < len(passes) - len(self.vtln_warps):
-                        continue  # the head's own pass, not decoded
                     # attention is also the fallback for word times when CTC alignment cannot be used
                     found = search(self.model, enc, enc_lens, opts, need_attention=attention or timestamps)
                     log_probs = self.model.ctc_log_probs(enc).cpu() if timestamps and self.model.has_ctc else None
@@ -289,6 +294,14 @@ class Transcriber:
             attention=single,
             tokens=tokens,
         )
+
+    def _encode(self, chunks: list[torch.Tensor], warp: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Waves (N_i,) -> encoder output (B, T', D) and lengths (B,), the mel filters warped by `warp`."""
+        feats = [fbank(c, self.cfg.features, warp) for c in chunks]
+        lens = torch.tensor([len(f) for f in feats])
+        batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).to(self.device)  # (B, T, F)
+        with torch.inference_mode():
+            return self.model.encode(batch, lens.to(self.device))
 
     def _piece_attention(self, piece: Piece, hyp: Hypothesis) -> Optional[np.ndarray]:
         """The hypothesis' cross-attention (U, T') over the piece's own encoder frames: its pauses cut off,

@@ -1,5 +1,7 @@
 """The shipped model through the Transcriber: real connected digits from the held-out speaker."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -106,6 +108,17 @@ def test_takes_cut_tight_to_the_voice_are_read(transcriber, fsdd_dir):
     results = transcriber.transcribe_batch(files)
     wrong = [(f.name, r.text) for f, r in zip(files, results) if r.text != DIGIT_WORDS[int(f.name[0])]]
     assert len(wrong) <= 4, wrong
+
+
+def test_the_head_judges_with_its_own_pauses_whatever_the_decoder_gets(transcriber, fsdd_dir):
+    """P(no speech) does not depend on inference.pause_seconds (or on the warps): the head always hears
+    a piece with the pauses it learnt beside, in the decoder's pass or in one of its own."""
+    files = [fsdd_dir / "recordings" / f"{d}_{DEV_SPEAKER}_0.wav" for d in range(10)]
+    probs = [r.segments[0].no_speech_prob for r in transcriber.transcribe_batch(files)]
+    for pause, warps in ((0.0, (1.0,)), (0.2, (0.9, 1.1))):
+        cfg = replace(transcriber.cfg, inference=replace(transcriber.cfg.inference, pause_seconds=pause))
+        other = Transcriber(transcriber.model, transcriber.tokenizer, cfg, "digits", vtln_warps=warps)
+        assert [r.segments[0].no_speech_prob for r in other.transcribe_batch(files)] == pytest.approx(probs, abs=1e-4)
 
 
 def test_vtln_warps_keep_the_best_scoring_warp_per_input(transcriber, fsdd_dir):
