@@ -8,6 +8,7 @@ exported model, so a model directory always says how it was built.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -148,6 +149,14 @@ class TrainConfig:
     eval_every_steps: int = 0  # 0 = once per epoch
     checkpoint_every_steps: int = 200  # last.pt for resuming after a kill
     dev_max_utts: int = 0  # 0 = whole dev set
+    # A model directory (or a shipped model's name) whose weights, CMVN statistics and tokenizer
+    # start the run: fine-tuning. Its model and features sections must be this config's.
+    init_model: str = ""
+    # Joint training on other transcribed speech (Kaldi dir or JSONL), e.g. another language task
+    # of the same voices: every step adds aux_weight x the per-character CTC loss of a character
+    # head over the encoder on one batch of it. The head is training's alone (not exported).
+    aux_data: str = ""
+    aux_weight: float = 0.0
     keep_checkpoints: int = 5  # best-by-dev-WER checkpoints kept
     average_best: int = 3  # average this many best checkpoints into the final model
 
@@ -158,6 +167,11 @@ class TrainConfig:
             raise ConfigError(f"train.dev_decoder: expected one of {', '.join(DEV_DECODERS)}, got {self.dev_decoder!r}")
         if self.accumulate_steps < 1:
             raise ConfigError(f"train.accumulate_steps: expected a whole number >= 1, got {self.accumulate_steps}")
+        if not (math.isfinite(self.aux_weight) and self.aux_weight >= 0) or bool(self.aux_data) != (self.aux_weight > 0):
+            raise ConfigError(
+                f"train.aux_data and train.aux_weight go together: a data set and a weight > 0, or neither "
+                f"(got {self.aux_data!r} and {self.aux_weight})"
+            )
 
 
 VTLN_WARP_RANGE = (0.5, 1.5)  # accepted test-time VTLN warps (InferenceConfig.vtln_warps)

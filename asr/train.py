@@ -8,7 +8,8 @@ gradients, and rank 0 alone evaluates and writes everything below.
 
 Layout of an experiment directory (cfg.train.exp_dir):
     config.yaml          the config of the run
-    tokenizer/           the tokenizer trained on the training transcripts
+    tokenizer/           the tokenizer trained on the training transcripts (train.init_model's, when set)
+    aux_tokenizer/       with train.aux_data: the characters of the joint task (asr/joint.py)
     train_log.csv        one row per logged step; eval rows carry dev WER
     plots/               cross-attention of a fixed dev utterance at every evaluation
     checkpoints/         last.pt (for resuming) and step-N.pt (best by dev WER)
@@ -42,12 +43,13 @@ from asr.config import (
 from asr.data import ASRDataset, Batch, BucketBatchSampler, Utterance, collate, load_manifest, shard_batches
 from asr.distributed import join_world, leave_world
 from asr.evaluate import Normalizer, score
+from asr.joint import AuxCTC
 from asr.features import compute_cmvn, fbank
 from asr.audio import load_audio
-from asr.model import ASRModel, save_model_dir
+from asr.model import ASRModel, load_model_dir, save_model_dir
 from asr.model.asr_model import prepend_sos
 from asr.plots import plot_attention
-from asr.tokenizer import Tokenizer
+from asr.tokenizer import UNK_ID, Tokenizer
 from asr.transcribe import Transcriber
 
 CMVN_MAX_UTTS = 2000  # utterances read to estimate the global mean/std
@@ -62,6 +64,7 @@ class TrainState:
     seconds: float = 0.0  # training wall time so far
     last_eval_step: int = -1
     world_size: int = 1  # processes that trained the last step
+    aux_batches: int = 0  # batches of train.aux_data trained on (asr/joint.py)
 
 
 def noam_lambda(warmup: int):
@@ -97,10 +100,12 @@ def set_rng_state(saved: dict) -> None:
 
 
 def save_checkpoint(
-    path: Path, cfg: ExperimentConfig, model, optimizer, scheduler, scaler, state: TrainState, rngs: list[dict]
+    path: Path, cfg: ExperimentConfig, model, optimizer, scheduler, scaler, state: TrainState, rngs: list[dict],
+    aux_head: Optional[nn.Module] = None,
 ) -> None:
     """torch.save to a temporary file, then an atomic rename: a kill never leaves half a checkpoint.
-    rngs: rng_state() of every rank, in rank order (rank 0's under the top-level keys)."""
+    rngs: rng_state() of every rank, in rank order (rank 0's under the top-level keys).
+    aux_head: the joint training's character head (asr/joint.py), if the run has one."""
     payload = {
         "config": json.dumps(to_dict(cfg)),  # the run's config, so a resume can check it continues the same run
         "model": model.state_dict(),
@@ -110,17 +115,22 @@ def save_checkpoint(
         "state": json.dumps(asdict(state)),
         **rngs[0],
         "rng_other_ranks": rngs[1:],
+        **({"aux_head": aux_head.state_dict()} if aux_head is not None else {}),
     }
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, model, optimizer=None, scheduler=None, scaler=None, rank: int = 0) -> TrainState:
+def load_checkpoint(
+    path: Path, model, optimizer=None, scheduler=None, scaler=None, rank: int = 0, aux_head: Optional[nn.Module] = None
+) -> TrainState:
     """Restore everything save_checkpoint wrote, with rank `rank`'s random generators (a rank the
     checkpoint's run did not have keeps its own). weights_only=True: nothing is unpickled."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(ckpt["model"])
+    if aux_head is not None:
+        aux_head.load_state_dict(ckpt["aux_head"])
     if optimizer is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -215,6 +225,28 @@ def build_tokenizer(cfg: ExperimentConfig, texts: list[str], path: Path) -> Toke
     return Tokenizer.train(cfg.tokenizer.kind, texts, out_dir=path, vocab_size=cfg.tokenizer.vocab_size)
 
 
+def initial_model(cfg: ExperimentConfig, texts: list[str]) -> tuple[ASRModel, Tokenizer]:
+    """train.init_model, checked against the run's config and its training transcripts `texts`: the
+    network and the features must be the same (the weights and the CMVN statistics fit nothing
+    else), but for the no-speech head, which is trained after the rest (asr train-no-speech) and has
+    to learn the changed encoder again; its tokenizer must know every word of `texts` (fine-tuning
+    cannot add tokens). ConfigError otherwise."""
+    model, tokenizer, init_cfg = load_model_dir(cfg.train.init_model)
+    for section in ("model", "features"):
+        mine, theirs = to_dict(cfg)[section], to_dict(init_cfg)[section]
+        diff = [k for k in mine if mine[k] != theirs[k] and k != "no_speech_head"]
+        if diff:
+            said = ", ".join(f"{k} ({theirs[k]!r}, here {mine[k]!r})" for k in diff)
+            raise ConfigError(f"train.init_model: {cfg.train.init_model} has another {section} section: {said}")
+    unknown = sorted({w for text in texts for w in text.split() if UNK_ID in tokenizer.encode(w)})
+    if unknown:
+        raise ConfigError(
+            f"train.init_model: the tokenizer of {cfg.train.init_model} cannot write {len(unknown)} word(s) of the "
+            f"training transcripts ({', '.join(unknown[:10])}); fine-tuning keeps its vocabulary"
+        )
+    return model, tokenizer
+
+
 def estimate_cmvn(utts, cfg: ExperimentConfig) -> tuple[torch.Tensor, torch.Tensor]:
     rng = random.Random(cfg.train.seed)
     sample = rng.sample(utts, min(len(utts), CMVN_MAX_UTTS))
@@ -273,23 +305,38 @@ class Trainer:
         self.dev_utts = load_manifest(cfg.train.dev_data)
         if cfg.train.dev_max_utts:
             self.dev_utts = self.dev_utts[: cfg.train.dev_max_utts]
+        # fine-tuning: the weights, CMVN and tokenizer of train.init_model (read once: a resumed run has them)
+        texts = [u.text or "" for u in self.train_utts]
+        init_model, init_tokenizer = initial_model(cfg, texts) if cfg.train.init_model and not last.exists() else (None, None)
         with self.world.main_first():  # rank 0 trains and saves it, the others load it
-            self.tokenizer = build_tokenizer(cfg, [u.text for u in self.train_utts], self.exp / "tokenizer")
+            if init_tokenizer is not None and self.world.is_main:
+                init_tokenizer.save(self.exp / "tokenizer")
+            self.tokenizer = build_tokenizer(cfg, texts, self.exp / "tokenizer")
 
         self.model = ASRModel(cfg.model, self.tokenizer.vocab_size, cfg.features.num_mel_bins).to(self.device)
+        if init_model is not None:  # initial_model checked that the two differ in a no-speech head at most
+            mine = self.model.state_dict()
+            self.model.load_state_dict({k: v for k, v in init_model.state_dict().items() if k in mine}, strict=False)
+        self.aux = None
+        if cfg.train.aux_data:
+            if self.world.size > 1:
+                raise ConfigError("train.aux_data: joint training runs in one process for now (not under torchrun)")
+            self.aux = AuxCTC(cfg, self.exp, self.device)
+        params = list(self.model.parameters()) + (list(self.aux.head.parameters()) if self.aux else [])
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=cfg.optim.lr, betas=(0.9, 0.98), weight_decay=cfg.optim.weight_decay
+            params, lr=cfg.optim.lr, betas=(0.9, 0.98), weight_decay=cfg.optim.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, noam_lambda(cfg.optim.warmup_steps))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         self.state = TrainState()
         if last.exists():  # every rank loads the same checkpoint
-            self.state = load_checkpoint(last, self.model, self.optimizer, self.scheduler, self.scaler, self.world.rank)
+            self.state = load_checkpoint(last, self.model, self.optimizer, self.scheduler, self.scaler, self.world.rank,
+                                         self.aux.head if self.aux else None)
             self._say(f"resumed from {last} at step {self.state.step} (epoch {self.state.epoch})")
             if self.state.world_size != self.world.size:
                 self._say(f"resuming with {self.world.size} processes (the run had {self.state.world_size}): "
                           "the global batch changes from here")
-        else:  # estimated by rank 0, sent to the others
+        elif init_model is None:  # estimated by rank 0, sent to the others
             mean, std = self.world.from_main(estimate_cmvn(self.train_utts, cfg) if self.world.is_main else None)
             self.model.set_cmvn(mean.to(self.device), std.to(self.device))
         self.state.world_size = self.world.size
@@ -341,6 +388,8 @@ class Trainer:
         cfg = self.cfg.train
         sampler = BucketBatchSampler(self.train_set.frame_lengths(), cfg.max_frames_per_batch, shuffle=True, seed=cfg.seed)
         start = time.time() - self.state.seconds
+        if self.aux is not None:
+            self.aux_batches = self.aux.batches(self.state.aux_batches, self.state.epoch)
         while self.state.epoch < cfg.epochs and not self._done():
             loader = self._epoch_loader(sampler)
             # disable=None: a progress bar on a terminal, none in a log file (evaluations still print)
@@ -394,7 +443,8 @@ class Trainer:
         rngs = self.world.gather(rng_state())
         if self.world.is_main:
             for path in paths:
-                save_checkpoint(path, self.cfg, self.model, self.optimizer, self.scheduler, self.scaler, self.state, rngs)
+                save_checkpoint(path, self.cfg, self.model, self.optimizer, self.scheduler, self.scaler, self.state, rngs,
+                                self.aux.head if self.aux else None)
 
     def _done(self) -> bool:
         return bool(self.cfg.train.max_steps) and self.state.step >= self.cfg.train.max_steps
@@ -417,8 +467,17 @@ class Trainer:
                     )
                 self.scaler.scale(out.loss / len(batches)).backward()  # scale: fp16's loss scaling, else as is
             outs.append(out)
+        aux_ctc = 0.0
+        if self.aux is not None:  # one batch of the other speech (one process: no DDP to synchronise)
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                aux = self.aux.loss(self.model, next(self.aux_batches))
+            self.scaler.scale(self.cfg.train.aux_weight * aux).backward()
+            self.state.aux_batches += 1
+            aux_ctc = aux.item()
         self.scaler.unscale_(self.optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            [p for group in self.optimizer.param_groups for p in group["params"]], self.cfg.optim.grad_clip
+        )
         self.scaler.step(self.optimizer)  # skipped by fp16's scaler when a gradient is not finite
         self.scaler.update()
         self.scheduler.step()
@@ -427,7 +486,7 @@ class Trainer:
         return {
             "loss": fmean(o.loss.item() for o in outs), "attention_ce": fmean(o.attention_ce.item() for o in outs),
             "ctc": fmean(o.ctc.item() for o in outs), "guided": fmean(o.guided.item() for o in outs),
-            "accuracy": fmean(o.accuracy for o in outs),
+            "accuracy": fmean(o.accuracy for o in outs), "aux_ctc": aux_ctc,
             "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0],
             "audio_seconds": frames * self.cfg.features.frame_shift_ms / 1000,
         }
@@ -514,7 +573,7 @@ class Trainer:
         return out
 
 
-LOG_FIELDS = ["step", "epoch", "seconds", "loss", "attention_ce", "ctc", "guided", "accuracy",
+LOG_FIELDS = ["step", "epoch", "seconds", "loss", "attention_ce", "ctc", "guided", "accuracy", "aux_ctc",
               "grad_norm", "lr", "audio_seconds", "dev_wer", "report_wer"]
 
 

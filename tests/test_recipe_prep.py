@@ -309,7 +309,7 @@ def so762_copy(root: Path, fsdd_dir: Path) -> Path:
     return root
 
 
-def test_speechocean_keeps_digit_strings_and_holds_out_the_test_speakers(tmp_path, fsdd_dir):
+def test_speechocean_keeps_digit_strings_and_other_speech_and_holds_out_the_test_speakers(tmp_path, fsdd_dir):
     copy = so762_copy(tmp_path / "so762", fsdd_dir)
     data = tmp_path / "data"
     assert run_main(speechocean.main, ["--data", str(data), "--local", str(copy), "--repeat", "3"]) == 0
@@ -318,6 +318,8 @@ def test_speechocean_keeps_digit_strings_and_holds_out_the_test_speakers(tmp_pat
     assert [u.text for u in dev] == ["five one"]
     assert not {u.speaker for u in train} & {u.speaker for u in dev}
     assert (data / "dev_so762" / "spk2age").read_text() == "so762-0003 7\n"
+    speech = read_data_dir(data / "speech_so762")  # the train split's other utterances, once each
+    assert [(u.text, u.speaker) for u in speech] == [("we call it bear", "so762-0001")]
 
 
 def test_speechocean_refuses_a_copy_without_its_audio(tmp_path, fsdd_dir, capsys):

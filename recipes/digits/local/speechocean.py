@@ -9,6 +9,9 @@ decides who is heard in training:
   data/train_so762  speakers of the corpus' train split; each utterance --repeat times
                     (other ids, same audio: training draws other augmentation for each)
   data/dev_so762    speakers of its test split, never heard in training: reported
+  data/speech_so762 the other utterances (English sentences) of the train split's speakers:
+                    speech of the same voices for joint training of the encoder
+                    (train.aux_data; conf/joint.yaml)
 
   local/speechocean.py --data data --local ../../../shared/data/speechocean762
 
@@ -29,7 +32,8 @@ from fsdd import DIGIT_WORDS
 from kaldi_dir import Utt, write_data_dir
 from stage import StageError, add_force_arg, begin, done_marker, mark_done, run_main
 
-SETS = {"train": "train_so762", "test": "dev_so762"}  # corpus split -> data dir
+SETS = {"train": "train_so762", "test": "dev_so762"}  # corpus split -> data dir of its digit strings
+SPEECH_SET = "speech_so762"  # the train split's other utterances
 
 
 class SpeechoceanError(StageError):
@@ -48,8 +52,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def digit_strings(root: Path) -> list[dict]:
-    """The manifest's utterances made only of digit words, text in lower case."""
+def utterances(root: Path) -> list[dict]:
+    """The manifest's utterances, text in lower case, audio as an absolute path."""
     manifest = root / "manifest.jsonl"
     if not manifest.is_file():
         raise SpeechoceanError(f"{manifest} not found: --local must be a speechocean762 copy with manifest.jsonl")
@@ -58,7 +62,7 @@ def digit_strings(root: Path) -> list[dict]:
         try:
             row = json.loads(line)
             words = row["text"].lower().split()
-            if words and all(w in DIGIT_WORDS for w in words):
+            if words:
                 rows.append({**row, "text": " ".join(words), "audio": (root / row["audio"]).resolve()})
         except (ValueError, KeyError, AttributeError) as err:
             raise SpeechoceanError(f"{manifest}:{lineno}: not an utterance record ({err})") from None
@@ -66,6 +70,10 @@ def digit_strings(root: Path) -> list[dict]:
     if missing:
         raise SpeechoceanError(f"{len(missing)} audio file(s) of the manifest are missing, e.g. {missing[0]}")
     return rows
+
+
+def is_digit_string(row: dict) -> bool:
+    return all(w in DIGIT_WORDS for w in row["text"].split())
 
 
 def make_set(rows: list[dict], repeat: int) -> list[Utt]:
@@ -79,7 +87,8 @@ def make_set(rows: list[dict], repeat: int) -> list[Utt]:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     root = args.local.resolve()
-    rows = digit_strings(root)
+    every = utterances(root)
+    rows = [r for r in every if is_digit_string(r)]
     for split, name in SETS.items():
         repeat = args.repeat if split == "train" else 1
         out = args.data / name
@@ -95,6 +104,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         (out / "spk2age").write_text("".join(f"{s} {a}\n" for s, a in sorted(ages.items())))
         mark_done(done_marker(out), params)
         print(f"{out}: {len(utts)} utterances ({len(mine)} recordings, {len(ages)} speakers)")
+    out = args.data / SPEECH_SET
+    params = {"copy": str(root), "split": "train", "digit_strings": False}
+    if begin(done_marker(out), params, args.force, outputs=[out]):
+        other = [r for r in every if r.get("split") == "train" and not is_digit_string(r)]
+        write_data_dir(out, make_set(other, 1))
+        mark_done(done_marker(out), params)
+        print(f"{out}: {len(other)} utterances ({len({r['speaker'] for r in other})} speakers)")
 
 
 if __name__ == "__main__":
