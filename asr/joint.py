@@ -34,28 +34,26 @@ class AuxCTC:
         self.cfg = cfg
         self.device = device
         utts = load_manifest(cfg.train.aux_data)
-        folder = exp / AUX_TOKENIZER_DIR
-        if (folder / "tokenizer.json").exists():  # a resumed run
-            self.tokenizer = Tokenizer.load(folder)
-        else:
-            self.tokenizer = Tokenizer.train("char", [u.text or "" for u in utts], out_dir=folder)
+        self.tokenizer = Tokenizer.load_or_train("char", [u.text or "" for u in utts], exp / AUX_TOKENIZER_DIR)
         self.head = nn.Linear(cfg.model.d_model, self.tokenizer.vocab_size).to(device)
-        # augmented like the main task's data, with its own draws
+        # augmented like the main task's data, with its own draws; its epochs are its own passes over
+        # it (augment.start_epoch counts them too)
         self.dataset = ASRDataset(utts, self.tokenizer, cfg.features, cfg.augment, seed=cfg.train.seed + 1)
         self.sampler = BucketBatchSampler(
             self.dataset.frame_lengths(), cfg.train.max_frames_per_batch, shuffle=True, seed=cfg.train.seed + 1
         )
-        self.batches_per_epoch = len(list(self.sampler))
+        self.batches_per_epoch = len(self.sampler)
 
-    def batches(self, done: int, main_epoch: int) -> Iterator[Batch]:
-        """Batches from the `done`-th on (over all of the auxiliary data's epochs), endlessly.
-        main_epoch: the main task's epoch, which switches augmentation on (augment.start_epoch)."""
-        self.dataset.set_epoch(main_epoch)
-        for epoch in itertools.count(done // self.batches_per_epoch):
+    def batches(self, done: int) -> Iterator[Batch]:
+        """Batches from the `done`-th on (counted over all of the auxiliary data's epochs), endlessly:
+        every epoch its own order and augmentation draws, as a resumed run gets them again."""
+        first, skip = divmod(done, self.batches_per_epoch)
+        for epoch in itertools.count(first):
             self.sampler.set_epoch(epoch)
-            order = list(self.sampler)[done % self.batches_per_epoch if epoch == done // self.batches_per_epoch else 0 :]
-            loader = DataLoader(self.dataset, batch_sampler=order, collate_fn=collate,
+            self.dataset.set_epoch(epoch)
+            loader = DataLoader(self.dataset, batch_sampler=list(self.sampler)[skip:], collate_fn=collate,
                                 num_workers=self.cfg.train.num_workers, persistent_workers=False)
+            skip = 0
             for batch in loader:
                 yield batch.to(self.device)
 

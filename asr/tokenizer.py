@@ -100,6 +100,13 @@ class Tokenizer:
             tok.save(out_dir)
         return tok
 
+    @classmethod
+    def load_or_train(cls, kind: str, texts: Iterable[str], out_dir: str | Path, vocab_size: int = 0) -> "Tokenizer":
+        """The tokenizer saved in `out_dir` (a resumed run's), else one trained on `texts` and saved there."""
+        if (Path(out_dir) / JSON_FILE).exists():
+            return cls.load(out_dir)
+        return cls.train(kind, texts, out_dir, vocab_size)
+
     def _units(self, text: str) -> list[str]:
         """Normalised text -> the strings looked up in the vocabulary (char/word kinds)."""
         if self.kind == "char":

@@ -219,12 +219,6 @@ def export_run(exp_dir: str | Path, out: str | Path, steps: Sequence[int] = ()) 
     return export_checkpoints(paths, cfg, Tokenizer.load(exp / "tokenizer"), Path(out))[1]
 
 
-def build_tokenizer(cfg: ExperimentConfig, texts: list[str], path: Path) -> Tokenizer:
-    if (path / "tokenizer.json").exists():
-        return Tokenizer.load(path)
-    return Tokenizer.train(cfg.tokenizer.kind, texts, out_dir=path, vocab_size=cfg.tokenizer.vocab_size)
-
-
 def initial_model(cfg: ExperimentConfig, texts: list[str]) -> tuple[ASRModel, Tokenizer]:
     """train.init_model, checked against the run's config and its training transcripts `texts`: the
     network and the features must be the same (the weights and the CMVN statistics fit nothing
@@ -311,7 +305,7 @@ class Trainer:
         with self.world.main_first():  # rank 0 trains and saves it, the others load it
             if init_tokenizer is not None and self.world.is_main:
                 init_tokenizer.save(self.exp / "tokenizer")
-            self.tokenizer = build_tokenizer(cfg, texts, self.exp / "tokenizer")
+            self.tokenizer = Tokenizer.load_or_train(cfg.tokenizer.kind, texts, self.exp / "tokenizer", cfg.tokenizer.vocab_size)
 
         self.model = ASRModel(cfg.model, self.tokenizer.vocab_size, cfg.features.num_mel_bins).to(self.device)
         if init_model is not None:  # initial_model checked that the two differ in a no-speech head at most
@@ -389,7 +383,7 @@ class Trainer:
         sampler = BucketBatchSampler(self.train_set.frame_lengths(), cfg.max_frames_per_batch, shuffle=True, seed=cfg.seed)
         start = time.time() - self.state.seconds
         if self.aux is not None:
-            self.aux_batches = self.aux.batches(self.state.aux_batches, self.state.epoch)
+            self.aux_batches = self.aux.batches(self.state.aux_batches)
         while self.state.epoch < cfg.epochs and not self._done():
             loader = self._epoch_loader(sampler)
             # disable=None: a progress bar on a terminal, none in a log file (evaluations still print)

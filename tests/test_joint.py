@@ -63,8 +63,9 @@ def test_joint_training_learns_the_other_task_and_resumes_exactly(tmp_path, fsdd
     data = make_data_dir(tmp_path / "data", fsdd_dir, takes=(0,))
     aux = aux_manifest(tmp_path / "aux.jsonl", fsdd_dir)
     settings = dict(eval_every_steps=1000, log_every=1, aux_data=str(aux), aux_weight=0.5, max_frames_per_batch=1500)
+    augment = {"augment.noise_prob": 0.5, "augment.time_masks": 1}  # random draws that a resume must repeat
     straight = write_config(tmp_path / "straight", data, max_steps=40, **settings)
-    model_dir = train(load_config(straight))
+    model_dir = train(load_config(straight, augment))
     with open(tmp_path / "straight" / "exp" / "train_log.csv", newline="") as f:
         aux_ctc = [float(r["aux_ctc"]) for r in csv.DictReader(f) if r["aux_ctc"]]
     assert len(aux_ctc) == 40 and sum(aux_ctc[-5:]) < 0.5 * sum(aux_ctc[:5])  # the character head learns
@@ -77,8 +78,8 @@ def test_joint_training_learns_the_other_task_and_resumes_exactly(tmp_path, fsdd
 
     # 25 steps, then 15 more in a new process-like Trainer: the same weights as 40 at once
     halves = write_config(tmp_path / "halves", data, max_steps=25, **settings)
-    train(load_config(halves))
-    train(load_config(halves, {"train.max_steps": 40}))
+    train(load_config(halves, augment))
+    train(load_config(halves, {**augment, "train.max_steps": 40}))
     resumed = torch.load(tmp_path / "halves" / "exp" / "checkpoints" / "last.pt", weights_only=True)
     for part in ("model", "aux_head"):
         for key, value in ckpt[part].items():
