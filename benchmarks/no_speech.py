@@ -13,8 +13,13 @@ never heard), and the random draws use another seed than the head's training.
 Speech: the same sets decoded with the gate (the model's defaults) and without it
 (inference.min_speech_dbfs = -inf, no_speech_threshold = 1); the gate may only remove words.
 
+At equal cost: a threshold only moves the gate along a trade-off, so two heads are compared at
+the threshold where at most K of all the speech utterances would be taken for non-speech
+(K = 0, 1, 2, 5): the non-speech files that would still pass it.
+
   .venv/bin/python benchmarks/no_speech.py                       # shipped model
   .venv/bin/python benchmarks/no_speech.py --model recipes/digits/exp/TAG/model --vtln-warps 1
+  .venv/bin/python benchmarks/no_speech.py --seed 777 --speech recipes/digits/data/valid ...   # another draw, other babble
 """
 
 from __future__ import annotations
@@ -41,14 +46,19 @@ LEVELS = range(-90, 0, 10)
 SECONDS = (1.0, 5.0, 10.0)
 
 
-def non_speech_set(sr: int, sources: list[np.ndarray]) -> list[tuple[str, float, np.ndarray]]:
+def non_speech_set(sr: int, sources: list[np.ndarray], seed: int = SEED) -> list[tuple[str, float, np.ndarray]]:
     """[(kind, level dBFS, wave (N,))]: the grid of kinds x levels x lengths, then the long files."""
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(seed)
     out = [(k, lvl, non_speech(k, s, lvl, sr, rng, sources)) for k in NON_SPEECH_KINDS for lvl in LEVELS for s in SECONDS]
     out.append(("lsb 60s", -90.0, non_speech("lsb", 60.0, -90.0, sr, rng)))
     out.append(("white 60s", -50.0, non_speech("white", 60.0, -50.0, sr, rng)))
     out.append(("dc 15min", -20.0, non_speech("dc", 900.0, -20.0, sr, rng)))
     return out
+
+
+def file_no_speech(r) -> float:
+    """P(no speech) of a transcribed file: that of its most speech-like piece (1 if none was audible)."""
+    return min((s.no_speech_prob for s in r.segments), default=1.0)
 
 
 def without_gate(t: Transcriber) -> Transcriber:
@@ -61,6 +71,7 @@ def main(argv=None) -> None:
     p.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     p.add_argument("--speech", nargs="+", default=[str(DIGITS_DATA / s) for s in ("dev", "dev_single", "valid")],
                    help="data sets of real speech (Kaldi dirs or JSONL); the first one's audio makes the babble")
+    p.add_argument("--seed", type=int, default=SEED, help="of the non-speech draws (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2)
     add_vtln_warps_argument(p)
     args = p.parse_args(argv)
@@ -73,7 +84,7 @@ def main(argv=None) -> None:
     sets = {Path(d).name: load_manifest(d) for d in args.speech}
     first = next(iter(sets.values()))
     sources = [gated.load_audio(u.audio) for u in first[:100]]
-    files = non_speech_set(gated.sample_rate, sources)
+    files = non_speech_set(gated.sample_rate, sources, args.seed)
     seconds = sum(len(w) for _, _, w in files) / gated.sample_rate
     ungated = without_gate(gated)
     start = time.perf_counter()
@@ -98,17 +109,28 @@ def main(argv=None) -> None:
     worst = sorted(zip(files, results), key=lambda fr: -len(fr[1].text.split()))[:5]
     for (kind, level, _), r in worst:
         if r.text:
-            print(f"  {kind} at {level} dBFS -> {r.text!r} (P(no speech) {min(s.no_speech_prob for s in r.segments):.3f})")
+            print(f"  {kind} at {level} dBFS -> {r.text!r} (P(no speech) {file_no_speech(r):.3f})")
 
     print(f"\n{'speech set':<12} {'utts':>5} {'WER gate %':>10} {'WER no gate %':>13} {'emptied':>8}")
+    speech_p: list[float] = []  # P(no speech) of every speech utterance
     for name, utts in sets.items():
         refs = {u.id: u.text or "" for u in utts}
         waves = [gated.load_audio(u.audio) for u in utts]
-        with_gate = {u.id: r.text for u, r in zip(utts, gated.transcribe_batch(waves))}
+        found = gated.transcribe_batch(waves)
+        speech_p += [file_no_speech(r) for r in found]
+        with_gate = {u.id: r.text for u, r in zip(utts, found)}
         no_gate = {u.id: r.text for u, r in zip(utts, ungated.transcribe_batch(waves))}
         emptied = sum(1 for u in utts if no_gate[u.id] and not with_gate[u.id])
         a, b = score(refs, with_gate, Normalizer()), score(refs, no_gate, Normalizer())
         print(f"{name:<12} {len(utts):>5} {100 * a.wer:>10.2f} {100 * b.wer:>13.2f} {emptied:>8}")
+
+    if gated.model.no_speech_head is not None:
+        ranked = sorted(speech_p, reverse=True) + [0.0]
+        noise_p = np.array([file_no_speech(r) for r in results])
+        print(f"\nat equal cost ({len(speech_p)} speech utterances): threshold -> non-speech files that pass it")
+        for k in (0, 1, 2, 5):
+            threshold = min(ranked[k], np.nextafter(1.0, 0.0))  # at most k speech utterances above it
+            print(f"  <= {k} speech taken: threshold {threshold:.4f}, {int((noise_p <= threshold).sum())} of {len(files)} pass")
 
 
 if __name__ == "__main__":
