@@ -221,7 +221,7 @@ class Transcriber:
         head = self.model.no_speech_head is not None
         # The head reads the encoder at warp 1: the decoder's pass where the pauses and a warp agree.
         shared = head and pause == HEAD_PAUSE_SECONDS and 1.0 in self.vtln_warps
-        head_chunks = chunks if pause == HEAD_PAUSE_SECONDS or not head or shared else [  # its own pass's input
+        head_chunks = chunks if pause == HEAD_PAUSE_SECONDS or not head else [  # a separate head pass's input
             with_pauses(torch.from_numpy(b), self.sample_rate, HEAD_PAUSE_SECONDS) for b in bare
         ]
         ctc_log_probs: list[Optional[torch.Tensor]] = [None] * len(pieces)  # (T', V) per piece, for word times
