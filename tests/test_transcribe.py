@@ -122,8 +122,6 @@ def test_the_head_judges_with_its_own_pauses_whatever_the_decoder_gets(transcrib
 
 
 def test_vtln_warps_keep_the_best_scoring_warp_per_input(transcriber, fsdd_dir):
-    import torch
-
     from asr.decoding import normalised_score, recognize
     from asr.features import fbank
 
@@ -132,10 +130,12 @@ def test_vtln_warps_keep_the_best_scoring_warp_per_input(transcriber, fsdd_dir):
     waves = [to_16k(transcriber, connected_digits(fsdd_dir, d, DEV_SPEAKER)[0]) for d in DIGIT_STRINGS]
     opts = DecodeOptions(method="beam", beam_size=3)
     got = [r.text for r in tta.transcribe_batch(waves, opts)]
+    pause = transcriber.cfg.inference.pause_seconds  # the pauses the Transcriber gives each piece
     for wave, text in zip(waves, got):
         by_warp = []
+        padded = with_pauses(torch.from_numpy(wave), transcriber.sample_rate, pause)  # (N',)
         for warp in warps:
-            feats = fbank(torch.from_numpy(wave), transcriber.cfg.features, warp)[None]  # (1, T, F)
+            feats = fbank(padded, transcriber.cfg.features, warp)[None]  # (1, T, F)
             hyp = recognize(transcriber.model, feats, torch.tensor([feats.size(1)]), opts, need_attention=False)[0]
             by_warp.append((normalised_score(hyp, opts), transcriber.tokenizer.decode(hyp.tokens)))
         assert text == max(by_warp)[1], by_warp
