@@ -40,7 +40,7 @@ class Upload:
     status: int  # expected
     text: str = ""  # good files: the spoken digits
     duration: float = 0.0  # good files: seconds
-    error_type: str = ""  # bad files
+    error_code: str = ""  # bad files
 
 
 def good_uploads(count: int) -> list[Upload]:
@@ -60,11 +60,11 @@ def bad_uploads(real: bytes) -> list[Upload]:
     nan = np.sin(np.arange(8000) / 3.0).astype(np.float32)
     nan[10] = np.nan
     return [
-        Upload("empty", b"", 400, error_type="empty_audio"),
-        Upload("random-bytes", np.random.default_rng(0).bytes(3000), 400, error_type="audio_decode"),
-        Upload("truncated-header", real[:30], 400, error_type="audio_decode"),
-        Upload("zero-channels", real[:22] + b"\0\0" + real[24:], 400, error_type="audio_decode"),
-        Upload("nan-samples", wav_bytes(nan, subtype="FLOAT"), 400, error_type="invalid_samples"),
+        Upload("empty", b"", 400, error_code="empty_audio"),
+        Upload("random-bytes", np.random.default_rng(0).bytes(3000), 400, error_code="audio_decode"),
+        Upload("truncated-header", real[:30], 400, error_code="audio_decode"),
+        Upload("zero-channels", real[:22] + b"\0\0" + real[24:], 400, error_code="audio_decode"),
+        Upload("nan-samples", wav_bytes(nan, subtype="FLOAT"), 400, error_code="invalid_samples"),
     ]
 
 
@@ -123,7 +123,7 @@ def mismatch(outcome: Outcome) -> str:
         if abs(body["duration"] - up.duration) > 1e-3:
             return f"duration {body['duration']} is not this file's {up.duration:.4f}"
         return ""
-    return "" if body.get("error", {}).get("type") == up.error_type else f"error {body.get('error')}"
+    return "" if body.get("error", {}).get("code") == up.error_code else f"error {body.get('error')}"
 
 
 def percentiles(values: list[float]) -> str:

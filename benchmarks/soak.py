@@ -210,11 +210,11 @@ def main(argv=None) -> int:
             return 0 if peak < idle + 500 and not any(s >= 500 or s == 0 for s in statuses) else 1
         goods = good_uploads(args.good_files)
         real = goods[0].data
-        bads = bad_uploads(real) + [Upload("truncated-data", real[: len(real) // 2], 400, error_type="audio_decode")]
+        bads = bad_uploads(real) + [Upload("truncated-data", real[: len(real) // 2], 400, error_code="audio_decode")]
         mix = (
             [("good", g) for g in goods]
             + [("bad", b) for b in bads] * 2
-            + [("bomb", Upload("bomb.flac", bomb, 413, error_type="audio_too_long"))] * 2
+            + [("bomb", Upload("bomb.flac", bomb, 413, error_code="audio_too_long"))] * 2
             + [("huge", Upload("huge.wav", huge_float_wav(), 200, duration=1.0))]
         )
         tally, seconds = asyncio.run(soak(server, mix, goods, args))
