@@ -11,10 +11,10 @@
 # Stages (each skips work already done):
 #   0 download   find or fetch FSDD                      -> data/fsdd_path
 #   1 connected  connected-digit utterances from FSDD    -> data/{train,valid,dev,dev_single}
-#                speechocean762 digit strings (children)  -> data/{train,dev}_so762 (with a local copy)
+#                speechocean762 digit strings (children)  -> data/{train,dev}_so762, train_so762_x40 (with a local copy)
 #                non-speech with empty transcripts        -> data/train_nonspeech
 #   2 synth      espeak-ng and flite voices for training -> data/train_{espeak,flite}
-#   3 combine    all training sets of stages 1-2         -> data/train_all
+#   3 combine    all training sets of stages 1-2         -> data/train_all (+ train_kids40: children x40)
 #   4 train      asr train conf/train.yaml               -> exp/TAG/model
 #   5 no-speech  P(no speech) head on the frozen encoder  -> exp/TAG/model (+ head), exp/TAG/no_speech.json
 #   6 decode     beam search and greedy on dev sets      -> exp/TAG/decode_*/hyp
@@ -74,6 +74,7 @@ if run 1; then
   fi
   if [ -n "$so762" ]; then
     "$python" local/speechocean.py --data data --local "$so762"
+    "$python" local/speechocean.py --data data --local "$so762" --repeat 40 --train-set train_so762_x40
   else
     echo "no speechocean762 copy (--so762 DIR): training without its voices, no dev_so762"
   fi
@@ -92,6 +93,9 @@ fi
 if run 3; then
   log "3: combine"
   "$python" local/combine.py data/train_all "${speech_sets[@]}" data/train_nonspeech
+  if [ -d data/train_so762_x40 ]; then  # the third run (RESULTS.md): the children's digit strings x40, not x10
+    "$python" local/combine.py data/train_kids40 "${speech_sets[@]:0:3}" data/train_so762_x40 data/train_nonspeech
+  fi
 fi
 
 if run 4; then

@@ -7,7 +7,8 @@ utterances (41 speakers) are digit strings ("ZERO THREE FIVE ONE"). The corpus' 
 decides who is heard in training:
 
   data/train_so762  speakers of the corpus' train split; each utterance --repeat times
-                    (other ids, same audio: training draws other augmentation for each)
+                    (other ids, same audio: training draws other augmentation for each);
+                    --train-set names another folder (train_so762_x40 for the third run)
   data/dev_so762    speakers of its test split, never heard in training: reported
   data/speech_so762 the other utterances (English sentences) of the train split's speakers:
                     speech of the same voices for joint training of the encoder
@@ -45,6 +46,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=Path("data"), help="recipe data folder (default: data)")
     parser.add_argument("--local", type=Path, required=True, help="the speechocean762 copy (folder with manifest.jsonl)")
     parser.add_argument("--repeat", type=int, default=10, help="copies of each training utterance (default: 10)")
+    parser.add_argument("--train-set", default=SETS["train"], help="data dir name of the train split's digit strings "
+                        "(default: %(default)s)")
     add_force_arg(parser)
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -89,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     root = args.local.resolve()
     every = utterances(root)
     rows = [r for r in every if is_digit_string(r)]
-    for split, name in SETS.items():
+    for split, name in {**SETS, "train": args.train_set}.items():
         repeat = args.repeat if split == "train" else 1
         out = args.data / name
         params = {"copy": str(root), "split": split, "repeat": repeat}
