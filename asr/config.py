@@ -227,10 +227,11 @@ class InferenceConfig:
     # hypothesis with the best length-normalised score is kept; (1.0,) = off. Costs one decode per warp.
     vtln_warps: tuple[float, ...] = (1.0,)
     # No words from non-speech: a piece whose loudest 10 ms (DC removed) is below min_speech_dbfs is not
-    # decoded, and one whose P(no speech) from the model's no-speech head exceeds no_speech_threshold
-    # gives no words.
+    # decoded, one whose P(no speech) from the model's no-speech head exceeds no_speech_threshold gives
+    # no words, nor one whose hypothesis has a confidence (asr.decoding.Hypothesis) below min_confidence.
     min_speech_dbfs: float = -70.0
     no_speech_threshold: float = 0.5
+    min_confidence: float = 0.0
     # Default attention window of the searches (asr.decoding.DecodeOptions.attention_window): encoder
     # frames [first, last] around the previous token's attention peak that the next token may attend;
     # [] = off, the attention sees the whole piece.
@@ -248,6 +249,8 @@ class InferenceConfig:
     def __post_init__(self) -> None:
         check_vtln_warps(self.vtln_warps)
         check_min_tokens(self.min_tokens, "inference.min_tokens")
+        if not 0.0 <= self.min_confidence < 1.0:
+            raise ConfigError(f"inference.min_confidence: expected 0 <= value < 1, got {self.min_confidence}")
         if not 0.0 <= self.pause_seconds <= 1.0:
             raise ConfigError(f"inference.pause_seconds: expected 0 to 1 seconds, got {self.pause_seconds}")
         check_attention_window(self.attention_window, "inference.attention_window")

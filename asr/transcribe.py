@@ -13,7 +13,8 @@ cut tight to the voice. The no-speech head always judges it with HEAD_PAUSE_SECO
 No words from non-speech: a piece whose loudest 10 ms is quieter than
 inference.min_speech_dbfs is not decoded at all, and a piece the model's no-speech head
 (asr/model/no_speech.py) finds more likely than inference.no_speech_threshold to hold no
-speech gives no words.
+speech gives no words, nor one whose hypothesis has a confidence below inference.min_confidence
+(a search that cannot read the piece: reversed babble, hum).
 """
 
 from __future__ import annotations
@@ -251,7 +252,7 @@ class Transcriber:
                         if log_probs is not None:
                             ctc_log_probs[i] = log_probs[j, : int(enc_lens[j])]  # (B, T', V) row, unpadded
         for i, p in enumerate(no_speech):
-            if hyps[i] is None or p > inference.no_speech_threshold:
+            if hyps[i] is None or p > inference.no_speech_threshold or hyps[i].confidence < inference.min_confidence:
                 hyps[i], ctc_log_probs[i] = Hypothesis(tokens=[], score=0.0, confidence=p), None
         by_wave: list[list] = [[] for _ in waves]  # the pieces of each input, in order
         for (w, piece), hyp, log_probs, p in zip(pieces, hyps, ctc_log_probs, no_speech):

@@ -11,7 +11,7 @@ never heard), and the random draws use another seed than the head's training.
 "no gate" counts the words of the model alone (the gate switched off, as below).
 
 Speech: the same sets decoded with the gate (the model's defaults) and without it
-(inference.min_speech_dbfs = -inf, no_speech_threshold = 1); the gate may only remove words.
+(inference.min_speech_dbfs = -inf, no_speech_threshold = 1, min_confidence = 0); the gate may only remove words.
 
 At equal cost: a threshold only moves the gate along a trade-off, so two heads are compared at
 the threshold where at most K of all the speech utterances would be taken for non-speech
@@ -62,7 +62,7 @@ def file_no_speech(r) -> float:
 
 
 def without_gate(t: Transcriber) -> Transcriber:
-    inference = replace(t.cfg.inference, min_speech_dbfs=-np.inf, no_speech_threshold=1.0)
+    inference = replace(t.cfg.inference, min_speech_dbfs=-np.inf, no_speech_threshold=1.0, min_confidence=0.0)
     return Transcriber(t.model, t.tokenizer, replace(t.cfg, inference=inference), t.model_name)
 
 
@@ -79,6 +79,7 @@ def main(argv=None) -> None:
     gated = Transcriber.load(args.model, vtln_warps=args.vtln_warps)
     print(f"model {gated.model_name}: no-speech head {'yes' if gated.model.no_speech_head is not None else 'no'}, "
           f"min_speech_dbfs {gated.cfg.inference.min_speech_dbfs}, threshold {gated.cfg.inference.no_speech_threshold}, "
+          f"min_confidence {gated.cfg.inference.min_confidence}, "
           f"VTLN warps {gated.vtln_warps}")
 
     sets = {Path(d).name: load_manifest(d) for d in args.speech}

@@ -79,3 +79,11 @@ def test_min_tokens_from_yaml_and_its_checks():
     for bad in (-1, 1.5, True, "1"):
         with pytest.raises(ConfigError, match=r"inference\.min_tokens: expected"):
             experiment_config({"inference": {"min_tokens": bad}})
+
+
+def test_min_confidence_from_yaml_and_its_checks():
+    assert experiment_config({}).inference.min_confidence == 0.0
+    assert experiment_config({"inference": {"min_confidence": 0.2}}).inference.min_confidence == 0.2
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ConfigError, match=r"inference\.min_confidence: expected 0 <= value < 1"):
+            experiment_config({"inference": {"min_confidence": bad}})
