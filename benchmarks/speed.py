@@ -3,7 +3,7 @@
 
   .venv/bin/python benchmarks/speed.py                       # shipped model, recipe dev set
   .venv/bin/python benchmarks/speed.py --data recipes/digits/data/dev --model exp/.../model
-  .venv/bin/python benchmarks/speed.py --vtln-warps 1          # one decode per input, no test-time VTLN
+  .venv/bin/python benchmarks/speed.py --vtln-warps 0.9,0.95,1,1.05,1.1   # test-time VTLN: five decodes per input
 
 Training: seconds of audio processed per second of wall time by the training step
 (forward, losses incl. guided attention, backward, AdamW) with the model's own config

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     model_dir: Optional[str] = Field(None, exclude=True)
     device: str = "cpu"
     torch_threads: int = Field(0, ge=0)  # torch intra-op threads; 0 keeps torch's default
-    # test-time VTLN warps, e.g. [1.0] (JSON) for one decode per request: faster, a little less accurate;
+    # test-time VTLN warps, e.g. [0.9,0.95,1.0,1.05,1.1] (JSON): one decode per warp, the best-scoring kept;
     # None keeps the model's inference.vtln_warps; checked by asr.config.check_vtln_warps, as in the config and the CLI
     vtln_warps: Optional[tuple[float, ...]] = None
     api_key: Optional[SecretStr] = None  # if set, transcription routes need `Authorization: Bearer <key>`

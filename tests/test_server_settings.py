@@ -13,9 +13,9 @@ from server.settings import Settings
 
 def test_vtln_warps_setting_overrides_the_models_own(monkeypatch):
     monkeypatch.delenv("ASR_VTLN_WARPS", raising=False)
-    assert len(load_and_warm_up(PRETRAINED_DIR, Settings()).vtln_warps) > 1  # the shipped model decodes with several warps
-    monkeypatch.setenv("ASR_VTLN_WARPS", "[1.0]")
-    assert load_and_warm_up(PRETRAINED_DIR, Settings()).vtln_warps == (1.0,)
+    assert load_and_warm_up(PRETRAINED_DIR, Settings()).vtln_warps == (1.0,)  # the shipped model's config: one decode
+    monkeypatch.setenv("ASR_VTLN_WARPS", "[0.9, 1.0, 1.1]")
+    assert load_and_warm_up(PRETRAINED_DIR, Settings()).vtln_warps == (0.9, 1.0, 1.1)
 
 
 @pytest.mark.parametrize("value", ["[]", "[2.0]", "[NaN]", "1.0,x"])
