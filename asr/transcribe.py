@@ -14,7 +14,7 @@ No words from non-speech: a piece whose loudest 10 ms is quieter than
 inference.min_speech_dbfs is not decoded at all, and a piece the model's no-speech head
 (asr/model/no_speech.py) finds more likely than inference.no_speech_threshold to hold no
 speech gives no words, nor one whose hypothesis has a confidence below inference.min_confidence
-(a search that cannot read the piece: reversed babble, hum).
+(a search that cannot read the piece: hum, tones, some reversed babble).
 """
 
 from __future__ import annotations
