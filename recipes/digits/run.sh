@@ -7,6 +7,7 @@
 #   ./run.sh --stage 4 --stop-stage 4     # only training (resumes from the last checkpoint if interrupted)
 #   ./run.sh --stage 4 --tag noguided --set loss.guided_weight=0   # an ablation in exp/noguided
 #   ./run.sh --no-speech-extra ../../../shared/data/speechocean762/manifest.jsonl  # more voices for the no-speech head
+#   ./run.sh --stage 5 --stop-stage 5 --tag TAG --no-speech-seed 1   # another draw of the head's examples
 #
 # Stages (each skips work already done):
 #   0 download   find or fetch FSDD                      -> data/fsdd_path
@@ -32,6 +33,7 @@ num_espeak=2000
 num_flite=1500
 beam=5
 no_speech_extra=""
+no_speech_seed=0
 overrides=()
 
 while [ $# -gt 0 ]; do
@@ -46,8 +48,9 @@ while [ $# -gt 0 ]; do
     --num-flite) num_flite=$2; shift 2 ;;
     --beam) beam=$2; shift 2 ;;
     --no-speech-extra) no_speech_extra=$2; shift 2 ;;
+    --no-speech-seed) no_speech_seed=$2; shift 2 ;;
     --set) overrides+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -123,7 +126,8 @@ if run 5; then
   if [ -f "$exp/no_speech.json" ]; then
     echo "$exp/no_speech.json exists: skipping (delete it to train the head again)"
   else
-    "$asr" train-no-speech "$exp/model" --speech "${speech_sets[@]}" $no_speech_extra | tee "$exp/no_speech.json.tmp"
+    "$asr" train-no-speech "$exp/model" --speech "${speech_sets[@]}" $no_speech_extra --seed "$no_speech_seed" \
+      | tee "$exp/no_speech.json.tmp"
     mv "$exp/no_speech.json.tmp" "$exp/no_speech.json"
   fi
 fi
