@@ -120,6 +120,11 @@ class Transcriber:
         self.default_options = self.options()  # with the attention window where it applies
         self.vtln_warps = inference.vtln_warps
 
+    def with_inference(self, **changes) -> "Transcriber":
+        """The same model with other inference settings (asr.config.InferenceConfig fields, checked as there)."""
+        cfg = replace(self.cfg, inference=replace(self.cfg.inference, **changes))
+        return Transcriber(self.model, self.tokenizer, cfg, self.model_name, str(self.device))
+
     @property
     def methods(self) -> tuple[str, ...]:
         """The searches this model can run (CTC greedy needs a CTC head)."""

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections import defaultdict
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +61,7 @@ def file_no_speech(r) -> float:
 
 
 def without_gate(t: Transcriber) -> Transcriber:
-    inference = replace(t.cfg.inference, min_speech_dbfs=-np.inf, no_speech_threshold=1.0, min_confidence=0.0)
-    return Transcriber(t.model, t.tokenizer, replace(t.cfg, inference=inference), t.model_name)
+    return t.with_inference(min_speech_dbfs=-np.inf, no_speech_threshold=1.0, min_confidence=0.0)
 
 
 def main(argv=None) -> None:

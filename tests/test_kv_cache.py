@@ -136,7 +136,7 @@ def test_the_shipped_model_decodes_the_same_with_and_without_the_cache(shipped, 
 def test_the_transcriber_gives_the_same_result_with_and_without_the_cache(shipped):
     """Through the Transcriber: the default joint search, once per test-time VTLN warp."""
     shipped_one, _, _, waves = shipped
-    transcriber = Transcriber(shipped_one.model, shipped_one.tokenizer, shipped_one.cfg, "tta", vtln_warps=[0.9, 1.0, 1.1])
+    transcriber = shipped_one.with_inference(vtln_warps=(0.9, 1.0, 1.1))
     opts = transcriber.default_options
     cached = transcriber.transcribe_batch(waves, opts, timestamps=True)
     uncached = transcriber.transcribe_batch(waves, dataclasses.replace(opts, kv_cache=False), timestamps=True)

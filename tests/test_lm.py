@@ -127,11 +127,8 @@ def test_a_strong_lm_writes_its_own_sentence_and_weight_0_changes_nothing(tmp_pa
     text.write_text("".join(f"t{i} one two three\n" for i in range(40)))
     train_lm(PRETRAINED_DIR, [text], [text], tmp_path / "model", LMTraining(layers=1, dim=32, epochs=5, dropout=0.0,
                                                                            batch_sentences=4, lr=1e-2), log=lambda _: None)
-    fused_model = Transcriber.load(tmp_path / "model")
     # the search alone: the confidence floor would (rightly) empty what the audio does not support
-    no_floor = dataclasses.replace(fused_model.cfg.inference, min_confidence=0.0)
-    transcriber = Transcriber(fused_model.model, fused_model.tokenizer,
-                              dataclasses.replace(fused_model.cfg, inference=no_floor), fused_model.model_name)
+    transcriber = Transcriber.load(tmp_path / "model").with_inference(min_confidence=0.0)
     audio = fsdd_dir / "recordings" / "7_jackson_8.wav"
     plain = transcriber.transcribe(audio, transcriber.options("beam", ctc_weight=0.0, attention_window=()))
     assert plain.text == "seven"

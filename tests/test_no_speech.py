@@ -1,7 +1,5 @@
 """No words from non-speech: the non-speech generators, the no-speech head, and the Transcriber's gate."""
 
-from dataclasses import replace
-
 import httpx
 import numpy as np
 import pytest
@@ -96,9 +94,7 @@ def test_a_hypothesis_below_min_confidence_gives_no_words(shipped, fsdd_dir):
     assert found.text == expected_text("2718") and 0.0 < found.segments[0].confidence < 1.0
     confidence = found.segments[0].confidence
     for floor, text in ((confidence, expected_text("2718")), (np.nextafter(confidence, 1.0), "")):
-        cfg = replace(shipped.cfg, inference=replace(shipped.cfg.inference, min_confidence=floor))
-        strict = Transcriber(shipped.model, shipped.tokenizer, cfg, "strict", vtln_warps=[1.0])
-        result = strict.transcribe(wave)
+        result = shipped.with_inference(min_confidence=floor).transcribe(wave)
         assert result.text == text
         assert result.segments[0].no_speech_prob == found.segments[0].no_speech_prob  # the head's judgement is unchanged
 

@@ -1,7 +1,5 @@
 """The shipped model through the Transcriber: real connected digits from the held-out speaker."""
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
@@ -116,8 +114,7 @@ def test_the_head_judges_with_its_own_pauses_whatever_the_decoder_gets(transcrib
     files = [fsdd_dir / "recordings" / f"{d}_{DEV_SPEAKER}_0.wav" for d in range(10)]
     probs = [r.segments[0].no_speech_prob for r in transcriber.transcribe_batch(files)]
     for pause, warps in ((0.0, (1.0,)), (0.2, (0.9, 1.1))):
-        cfg = replace(transcriber.cfg, inference=replace(transcriber.cfg.inference, pause_seconds=pause))
-        other = Transcriber(transcriber.model, transcriber.tokenizer, cfg, "digits", vtln_warps=warps)
+        other = transcriber.with_inference(pause_seconds=pause, vtln_warps=warps)
         assert [r.segments[0].no_speech_prob for r in other.transcribe_batch(files)] == pytest.approx(probs, abs=1e-4)
 
 
