@@ -84,7 +84,8 @@ if run 1; then
 fi
 
 # The training sets of stages 1-2; speechocean762's only where its copy was found.
-speech_sets=(data/train data/train_espeak data/train_flite)
+fsdd_and_synth=(data/train data/train_espeak data/train_flite)
+speech_sets=("${fsdd_and_synth[@]}")
 if [ -d data/train_so762 ]; then speech_sets+=(data/train_so762); fi
 
 if run 2; then
@@ -97,7 +98,7 @@ if run 3; then
   log "3: combine"
   "$python" local/combine.py data/train_all "${speech_sets[@]}" data/train_nonspeech
   if [ -d data/train_so762_x40 ]; then  # the third run (RESULTS.md): the children's digit strings x40, not x10
-    "$python" local/combine.py data/train_kids40 "${speech_sets[@]:0:3}" data/train_so762_x40 data/train_nonspeech
+    "$python" local/combine.py data/train_kids40 "${fsdd_and_synth[@]}" data/train_so762_x40 data/train_nonspeech
   fi
 fi
 
