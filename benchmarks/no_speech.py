@@ -17,6 +17,9 @@ At equal cost: a threshold only moves the gate along a trade-off, so two heads a
 the threshold where at most K of all the speech utterances would be taken for non-speech
 (K = 0, 1, 2, 5): the non-speech files that would still pass it.
 
+--reversed also decodes every speech utterance played backwards: one talker's voice with no word
+in it, a harder test than babble (which mixes 2-6 such voices); its files with words are counted.
+
   .venv/bin/python benchmarks/no_speech.py                       # shipped model
   .venv/bin/python benchmarks/no_speech.py --model recipes/digits/exp/TAG/model --vtln-warps 1
   .venv/bin/python benchmarks/no_speech.py --seed 777 --speech recipes/digits/data/valid ...   # another draw, other babble
@@ -71,6 +74,7 @@ def main(argv=None) -> None:
                    help="data sets of real speech (Kaldi dirs or JSONL); the first one's audio makes the babble")
     p.add_argument("--seed", type=int, default=SEED, help="of the non-speech draws (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reversed", action="store_true", help="also count words from each speech utterance played backwards")
     add_vtln_warps_argument(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -110,7 +114,8 @@ def main(argv=None) -> None:
         if r.text:
             print(f"  {kind} at {level} dBFS -> {r.text!r} (P(no speech) {file_no_speech(r):.3f})")
 
-    print(f"\n{'speech set':<12} {'utts':>5} {'WER gate %':>10} {'WER no gate %':>13} {'emptied':>8}")
+    reversed_col = f" {'reversed: files with words':>26}" if args.reversed else ""
+    print(f"\n{'speech set':<12} {'utts':>5} {'WER gate %':>10} {'WER no gate %':>13} {'emptied':>8}{reversed_col}")
     speech_p: list[float] = []  # P(no speech) of every speech utterance
     for name, utts in sets.items():
         refs = {u.id: u.text or "" for u in utts}
@@ -121,7 +126,11 @@ def main(argv=None) -> None:
         no_gate = {u.id: r.text for u, r in zip(utts, ungated.transcribe_batch(waves))}
         emptied = sum(1 for u in utts if no_gate[u.id] and not with_gate[u.id])
         a, b = score(refs, with_gate, Normalizer()), score(refs, no_gate, Normalizer())
-        print(f"{name:<12} {len(utts):>5} {100 * a.wer:>10.2f} {100 * b.wer:>13.2f} {emptied:>8}")
+        backwards = ""
+        if args.reversed:
+            said = [r.text.split() for r in gated.transcribe_batch([np.ascontiguousarray(w[::-1]) for w in waves])]
+            backwards = f" {f'{sum(1 for x in said if x)} ({sum(map(len, said))} words)':>26}"
+        print(f"{name:<12} {len(utts):>5} {100 * a.wer:>10.2f} {100 * b.wer:>13.2f} {emptied:>8}{backwards}")
 
     if gated.model.no_speech_head is not None:
         ranked = sorted(speech_p, reverse=True) + [0.0]
